@@ -1,0 +1,88 @@
+/**
+ * `cuttle`: parses the configuration, then runs the primary process.
+ */
+import cluster from 'node:cluster';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, helpText, loadConfig } from '../shared/config.js';
+import { createLogger } from '../shared/logger.js';
+import { VERSION } from '../shared/version.js';
+import { Supervisor } from './supervisor.js';
+
+const argv = process.argv.slice(2);
+
+function die(message: string, code: number): never {
+  process.stderr.write(`cuttle: ${message}\n`);
+  process.exit(code);
+}
+
+let request: ReturnType<typeof loadConfig>;
+try {
+  request = loadConfig(argv);
+} catch (err) {
+  if (err instanceof ConfigError) die(err.message, 2);
+  throw err;
+}
+if (request.help) {
+  process.stdout.write(`${helpText()}\n`);
+  process.exit(0);
+}
+if (request.version) {
+  process.stdout.write(`cuttle ${VERSION}\n`);
+  process.exit(0);
+}
+
+const config = request.config;
+try {
+  mkdirSync(config.cacheDir, { recursive: true });
+} catch (err) {
+  die(`cannot create cache dir ${config.cacheDir}: ${(err as NodeJS.ErrnoException).code}`, 2);
+}
+
+const log = createLogger(config.logLevel, { role: 'primary' });
+cluster.schedulingPolicy = cluster.SCHED_RR;
+cluster.setupPrimary({ exec: fileURLToPath(new URL('../workers/worker.js', import.meta.url)), args: [] });
+
+let started = false;
+const supervisor = new Supervisor(config, log, (message) => {
+  // A listen failure is the same in every worker: report it once and give up.
+  if (!started) die(message, 1);
+  log.error(message);
+});
+
+async function shutdown(signal: string): Promise<void> {
+  log.info({ signal }, 'graceful stop: no new connections, finishing in-flight requests');
+  await supervisor.stop();
+  log.info('stopped');
+  process.exit(0);
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM'));
+process.once('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGHUP', () => {
+  let next: typeof config;
+  try {
+    next = loadConfig(argv).config;
+  } catch (err) {
+    log.error(
+      { err: (err as Error).message },
+      'reload refused: the new configuration is invalid; keeping the old one',
+    );
+    return;
+  }
+  log.info('reload: replacing workers one at a time');
+  void supervisor.reload(next);
+});
+// Without a listener Node would open its inspector on SIGUSR1; the access log reopens here later.
+process.on('SIGUSR1', () => log.info('SIGUSR1: nothing to reopen'));
+
+try {
+  await supervisor.start();
+} catch (err) {
+  die((err as Error).message, 1);
+}
+started = true;
+const addr = supervisor.address ?? { address: config.host, port: config.port };
+const mode = config.origin ? `reverse proxy for ${config.origin}` : 'forward proxy';
+process.stdout.write(
+  `cuttle ${VERSION} listening on ${addr.address}:${addr.port} (${mode}, ${config.workers} workers)\n`,
+);

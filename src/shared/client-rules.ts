@@ -1,0 +1,60 @@
+import ipaddr from 'ipaddr.js';
+
+type Addr = ipaddr.IPv4 | ipaddr.IPv6;
+export type ClientMatcher = (address: string | undefined) => boolean;
+
+// Squid's stock `localnet` ACL: RFC 1122 "this" network, RFC 1918, RFC 6598, link-local and ULA ranges.
+const LOCALNET_RANGES = new Set(['private', 'carrierGradeNat', 'linkLocal', 'uniqueLocal']);
+const THIS_NETWORK = ipaddr.parseCIDR('0.0.0.0/8');
+
+function parseRule(rule: string): ((a: Addr) => boolean) | null {
+  if (rule === 'all') return () => true;
+  if (rule === 'localhost') return (a) => a.range() === 'loopback';
+  if (rule === 'localnet') {
+    return (a) =>
+      LOCALNET_RANGES.has(a.range()) ||
+      (a.kind() === 'ipv4' && a.match(THIS_NETWORK) && a.toString() !== '0.0.0.0');
+  }
+  try {
+    const [net, bits] = rule.includes('/')
+      ? ipaddr.parseCIDR(rule)
+      : (() => {
+          const a = ipaddr.parse(rule);
+          return [a, a.kind() === 'ipv4' ? 32 : 128] as [Addr, number];
+        })();
+    return (a) => a.kind() === net.kind() && a.match(net, bits);
+  } catch {
+    return null;
+  }
+}
+
+export function isValidClientRule(rule: string): boolean {
+  return parseRule(rule) !== null;
+}
+
+/** Builds a predicate over client addresses; IPv4-mapped IPv6 addresses are matched as IPv4. */
+export function clientMatcher(rules: readonly string[]): ClientMatcher {
+  const tests = rules.map((r) => {
+    const t = parseRule(r);
+    if (!t) throw new Error(`invalid client rule "${r}"`);
+    return t;
+  });
+  const memo = new Map<string, boolean>();
+  return (address) => {
+    if (!address) return false;
+    let ok = memo.get(address);
+    if (ok === undefined) {
+      let a: Addr;
+      try {
+        a = ipaddr.process(address);
+      } catch {
+        return false;
+      }
+      ok = tests.some((t) => t(a));
+      // Bounded so a scan from many addresses cannot grow it without limit.
+      if (memo.size > 4096) memo.clear();
+      memo.set(address, ok);
+    }
+    return ok;
+  };
+}

@@ -1,0 +1,3 @@
+/** IPC between the primary and its workers. */
+export type PrimaryMessage = { type: 'shutdown'; deadlineMs: number };
+export type WorkerMessage = { type: 'listen-error'; message: string };

@@ -1,0 +1,220 @@
+/**
+ * The request's state machine in a worker: recv → access → route → (tunnel | fetch) → deliver.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Config } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { PRODUCT } from '../shared/version.js';
+import { createAccess } from './access.js';
+import { sendError } from './deliver.js';
+import {
+  accessDenied,
+  headersTooLarge,
+  invalidRequest,
+  ProxyError,
+  rawErrorResponse,
+  uriTooLong,
+} from './errors.js';
+import { Upstream } from './fetch.js';
+import {
+  appendForwardedFor,
+  appendVia,
+  fieldValue,
+  forwardedRequestHeaders,
+  isForwardingLoop,
+  maxForwards,
+  plainAddress,
+  traceBody,
+  viaEntry,
+} from './http-semantics.js';
+import { hasRequestBody, parseTarget } from './recv.js';
+import { Tunnels } from './tunnel.js';
+
+export interface ProxyServer {
+  server: Server;
+  /** Stops accepting, lets in-flight exchanges finish until the deadline, then cuts what is left. */
+  shutdown(deadlineMs: number): Promise<void>;
+}
+
+const NOT_A_PROXY_REQUEST =
+  'this is a forward proxy: send absolute-form requests (curl -x http://host:port http://site/) or start cuttle with --origin for reverse-proxy mode';
+
+const ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT';
+
+export function createProxy(config: Config, log: Logger): ProxyServer {
+  const name = config.visibleHostname;
+  const via11 = viaEntry('1.1', name, PRODUCT);
+  const access = createAccess(config);
+  const upstream = new Upstream(config, via11, log);
+  const tunnels = new Tunnels({
+    config,
+    log,
+    via: via11,
+    check: access.connect,
+    invalid: invalidRequest,
+  });
+  const t = config.timeouts;
+  let draining = false;
+
+  const server = createServer(
+    {
+      maxHeaderSize: config.maxHeaderSize,
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      headersTimeout: t.clientHeaders,
+      // Whole-request deadline off: a large upload is bounded by the idle timeout instead.
+      requestTimeout: 0,
+      keepAliveTimeout: t.clientIdle,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, t.clientHeaders / 2)),
+    },
+    (req, res) => onRequest(req, res, false),
+  );
+  server.timeout = t.read;
+  // RFC 9110 §10.1.1: decide on the request before inviting its body.
+  server.on('checkContinue', (req, res) => onRequest(req, res, true));
+  server.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    if (draining) {
+      socket.end(
+        rawErrorResponse(new ProxyError(503, 'ERR_SHUTTING_DOWN', 'the proxy is shutting down'), via11),
+      );
+      return;
+    }
+    tunnels.handle(req, socket, head);
+  });
+  server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    let perr: ProxyError;
+    if (err.code === 'HPE_HEADER_OVERFLOW') {
+      perr = requestLineTooLong(err.rawPacket, config.maxUrlLength)
+        ? uriTooLong(config.maxUrlLength)
+        : headersTooLarge(config.maxHeaderSize);
+    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      perr = new ProxyError(
+        408,
+        'ERR_REQUEST_PARSE_TIMEOUT',
+        'the request header section did not arrive in time',
+      );
+    } else {
+      perr = invalidRequest(`malformed request: ${err.message.replace(/^Parse Error: /, '')}`);
+    }
+    log.info(
+      { client: socket.remoteAddress, status: perr.status, error: perr.squidError, code: err.code },
+      perr.message,
+    );
+    socket.end(rawErrorResponse(perr, via11));
+  });
+
+  function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    if (draining) res.shouldKeepAlive = false;
+    const fail = (err: ProxyError) => sendError(req, res, err, via11, log);
+    const method = req.method as string;
+    const url = req.url as string;
+
+    const denied = access.client(req);
+    if (denied) return fail(denied);
+    if (url.length > config.maxUrlLength) return fail(uriTooLong(config.maxUrlLength));
+
+    const target = parseTarget(url);
+    let origin: string;
+    let path: string;
+    let host: string | undefined;
+    switch (target.form) {
+      case 'invalid':
+        return fail(invalidRequest(target.reason));
+      case 'asterisk':
+        if (method === 'OPTIONS') return answerOptions(res);
+        return fail(invalidRequest('the asterisk-form target is for OPTIONS only'));
+      case 'origin':
+        if (!config.origin) return fail(invalidRequest(NOT_A_PROXY_REQUEST));
+        origin = config.origin;
+        path = target.path;
+        host = req.headers.host;
+        break;
+      case 'absolute':
+        // In reverse mode every request goes to the one origin; only the path of an absolute target counts.
+        origin = config.origin ?? `${target.scheme}://${target.authority}`;
+        path = target.path;
+        host = config.origin ? req.headers.host : target.authority;
+        break;
+    }
+
+    const raw = req.rawHeaders;
+    const via = fieldValue(raw, 'via');
+    if (isForwardingLoop(via, name))
+      return fail(accessDenied(`forwarding loop detected: the request already passed ${name}`));
+    const mf = maxForwards(method, fieldValue(raw, 'max-forwards'));
+    if (mf.answer) {
+      if (method === 'OPTIONS') return answerOptions(res);
+      return answerTrace(req, res);
+    }
+    const client = plainAddress(req.socket.remoteAddress);
+    const headers = forwardedRequestHeaders(raw, {
+      host: host ?? '',
+      via: appendVia(via, viaEntry(req.httpVersion, name, PRODUCT)),
+      forwardedFor: appendForwardedFor(fieldValue(raw, 'x-forwarded-for'), client),
+      maxForwards: mf.forward,
+    });
+    if (expectsContinue) res.writeContinue();
+    upstream.forward(req, res, {
+      origin,
+      path,
+      method,
+      headers,
+      body: hasRequestBody(req.headers) ? req : null,
+    });
+  }
+
+  function answerOptions(res: ServerResponse): void {
+    res.writeHead(200, ['Allow', ALLOW, 'Content-Length', '0', 'Via', via11]);
+    res.end();
+  }
+
+  function answerTrace(req: IncomingMessage, res: ServerResponse): void {
+    const body = traceBody(req.method as string, req.url as string, req.httpVersion, req.rawHeaders);
+    res.writeHead(200, [
+      'Content-Type',
+      'message/http',
+      'Content-Length',
+      String(Buffer.byteLength(body)),
+      'Via',
+      via11,
+    ]);
+    res.end(body);
+  }
+
+  async function shutdown(deadlineMs: number): Promise<void> {
+    draining = true;
+    let serverClosed = false;
+    server.close(() => {
+      serverClosed = true;
+    });
+    const until = Date.now() + deadlineMs;
+    // Keep-alive connections go as soon as they are idle; busy ones get `Connection: close` on their response.
+    while (!(serverClosed && tunnels.open.size === 0) && Date.now() < until) {
+      server.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!serverClosed || tunnels.open.size > 0) {
+      log.warn(
+        { tunnels: tunnels.open.size },
+        'shutdown deadline reached: closing the remaining connections',
+      );
+      server.closeAllConnections();
+      tunnels.destroyAll();
+    }
+    await upstream.close().catch(() => {});
+  }
+
+  return { server, shutdown };
+}
+
+/** llhttp reports one overflow for the whole head; a request line with no end in sight means the URI is at fault. */
+function requestLineTooLong(packet: Buffer | undefined, maxUrlLength: number): boolean {
+  if (!packet) return false;
+  const eol = packet.indexOf('\n');
+  return eol === -1 ? packet.length > maxUrlLength : eol > maxUrlLength;
+}

@@ -1,0 +1,298 @@
+/**
+ * The one way tests start cuttle: the real CLI, a real cluster in a child process, on port 0, with its cache
+ * dir in a fresh temp dir. Also: a test origin, and raw-socket and proxy clients.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type RequestListener,
+  request,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../src/main/cli.js', import.meta.url));
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+export interface Cuttle {
+  port: number;
+  /** `http://127.0.0.1:<port>`, for curl -x style use. */
+  proxyUrl: string;
+  proc: ChildProcess;
+  dir: string;
+  stdout: string[];
+  stderr: string[];
+  /** Parsed JSON log lines from stderr. */
+  logs(): Array<Record<string, unknown>>;
+  /** Current worker PIDs, from the primary's log. */
+  workerPids(): number[];
+  /** Sends a signal and resolves with the exit status. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface CuttleOptions {
+  args?: string[];
+  workers?: number;
+  /** Written to a JSON config file and passed with --config. */
+  config?: Record<string, unknown>;
+  logLevel?: string;
+}
+
+export async function startCuttle(opts: CuttleOptions = {}): Promise<Cuttle> {
+  const dir = mkdtempSync(join(tmpdir(), 'cuttle-test-'));
+  const args = [
+    CLI,
+    '--port',
+    '0',
+    '--workers',
+    String(opts.workers ?? 2),
+    '--cache-dir',
+    join(dir, 'cache'),
+  ];
+  args.push('--log-level', opts.logLevel ?? 'info');
+  if (opts.config) {
+    const file = join(dir, 'cuttle.json');
+    writeFileSync(file, JSON.stringify(opts.config));
+    args.push('--config', file);
+  }
+  args.push(...(opts.args ?? []));
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  lines(proc.stdout, stdout);
+  lines(proc.stderr, stderr);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      children.delete(proc);
+      resolve({ code, signal });
+    }),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cuttle did not start:\n${stderr.join('\n')}`)), 20_000);
+    const check = () => {
+      for (const l of stdout) {
+        const m = / listening on .*:(\d+) \(/.exec(l);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+          return;
+        }
+      }
+    };
+    proc.stdout?.on('data', () => setImmediate(check));
+    exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`cuttle exited with ${code} before listening:\n${stderr.join('\n')}`));
+    });
+  });
+  const logs = () =>
+    stderr.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+  return {
+    port,
+    proxyUrl: `http://127.0.0.1:${port}`,
+    proc,
+    dir,
+    stdout,
+    stderr,
+    logs,
+    workerPids() {
+      const bySlot = new Map<unknown, number>();
+      for (const l of logs()) if (l.msg === 'worker listening') bySlot.set(l.slot, l.workerPid as number);
+      return [...bySlot.values()].filter(isAlive);
+    },
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      const r = await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      return r;
+    },
+  };
+}
+
+function lines(stream: NodeJS.ReadableStream | null, into: string[]): void {
+  let buf = '';
+  stream?.setEncoding('utf8');
+  stream?.on('data', (d: string) => {
+    buf += d;
+    let i = buf.indexOf('\n');
+    while (i !== -1) {
+      into.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      i = buf.indexOf('\n');
+    }
+  });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface Origin {
+  server: Server;
+  port: number;
+  url: string;
+  /** Every request the origin saw, headers as received. */
+  seen: Array<{
+    method: string;
+    url: string;
+    headers: IncomingHttpHeaders;
+    rawHeaders: string[];
+    httpVersion: string;
+  }>;
+  close(): Promise<void>;
+}
+
+/** A test origin on 127.0.0.1:0 that records what reaches it. */
+export async function startOrigin(handler: RequestListener): Promise<Origin> {
+  const seen: Origin['seen'] = [];
+  const server = createServer((req, res) => {
+    seen.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      httpVersion: req.httpVersion,
+    });
+    handler(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: Buffer;
+  res: IncomingMessage;
+}
+
+/** A request through the proxy in absolute form (what `curl -x` sends), or origin form with `path`. */
+export function viaProxy(
+  proxyPort: number,
+  target: string,
+  opts: {
+    method?: string;
+    headers?: Record<string, string | string[]>;
+    body?: string | Buffer;
+    agent?: boolean;
+  } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: proxyPort,
+        path: target,
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        agent: opts.agent === false ? false : undefined,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            rawHeaders: res.rawHeaders,
+            body: Buffer.concat(chunks),
+            res,
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/**
+ * Writes bytes on a raw socket and collects everything until the server closes or `idleMs` passes with
+ * nothing more arriving. Returns what arrived and whether the server closed the connection.
+ */
+export function rawExchange(
+  port: number,
+  data: string | Buffer,
+  idleMs = 1500,
+): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let timer = setTimeout(done, idleMs);
+    function done(closed = false) {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed });
+    }
+    sock.on('data', (d) => {
+      chunks.push(d);
+      clearTimeout(timer);
+      timer = setTimeout(done, idleMs);
+    });
+    sock.on('end', () => done(true));
+    sock.on('error', (e) => (chunks.length ? done(true) : reject(e)));
+    sock.write(data);
+  });
+}
+
+/** Resident set size in bytes of a process and all its descendants (Linux /proc). */
+export function treeRss(pid: number): number {
+  let total = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop() as number;
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      const m = /VmRSS:\s+(\d+) kB/.exec(status);
+      if (m) total += Number(m[1]) * 1024;
+      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      if (children) stack.push(...children.split(/\s+/).map(Number));
+    } catch {
+      // The process exited meanwhile.
+    }
+  }
+  return total;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export type { IncomingMessage, ServerResponse };
