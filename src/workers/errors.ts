@@ -52,7 +52,11 @@ export function upstreamError(err: Error & { code?: string }, where: string): Pr
     case 'UND_ERR_HEADERS_OVERFLOW':
       return new ProxyError(502, 'ERR_INVALID_RESP', `${where} sent response headers that are too large`);
     default:
-      if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+      if (
+        code.startsWith('HPE_') ||
+        err.name === 'HTTPParserError' ||
+        code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+      ) {
         return new ProxyError(502, 'ERR_INVALID_RESP', `${where} sent an invalid response (${err.message})`);
       }
       return new ProxyError(502, 'ERR_READ_ERROR', `error talking to ${where}: ${err.message}`);

@@ -83,7 +83,11 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     tunnels.handle(req, socket, head);
   });
   server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // RFC 9112 §9.6: after `Connection: close` further requests are not processed, but the one in flight
+    // still gets its response; llhttp flags the extra bytes and the connection closes after that response.
+    if (err.code === 'HPE_CLOSED_CONNECTION') return;
+    const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
       socket.destroy();
       return;
     }

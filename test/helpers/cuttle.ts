@@ -213,6 +213,7 @@ export function viaProxy(
     headers?: Record<string, string | string[]>;
     body?: string | Buffer;
     agent?: boolean;
+    timeoutMs?: number;
   } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -222,7 +223,10 @@ export function viaProxy(
         port: proxyPort,
         path: target,
         method: opts.method ?? 'GET',
-        headers: opts.headers,
+        headers:
+          opts.body === undefined
+            ? opts.headers
+            : { 'Content-Length': String(Buffer.byteLength(opts.body)), ...opts.headers },
         agent: opts.agent === false ? false : undefined,
       },
       (res) => {
@@ -241,6 +245,10 @@ export function viaProxy(
       },
     );
     req.on('error', reject);
+    // A hung exchange must fail the test that caused it, not stall the suite.
+    req.setTimeout(opts.timeoutMs ?? 15_000, () =>
+      req.destroy(new Error(`no answer from the proxy for ${target}`)),
+    );
     req.end(opts.body);
   });
 }
