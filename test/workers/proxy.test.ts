@@ -265,7 +265,10 @@ describe('request bodies and aborts', () => {
         const check = () =>
           re.test(received.join(''))
             ? resolve()
-            : sock.once('data', (d: string) => (received.push(d), check()));
+            : sock.once('data', (d: string) => {
+                received.push(d);
+                check();
+              });
         check();
       });
     sock.write(
