@@ -40,6 +40,16 @@ export interface Config {
   /** Request line plus header section, in bytes (Squid's request_header_max_size). */
   maxHeaderSize: number;
   maxUrlLength: number;
+  /** Bound on the whole cache, bytes. */
+  cacheSize: number;
+  /** Largest object stored, bytes. */
+  maxObjectSize: number;
+  /** Store an object on its Nth request within the window (nginx's proxy_cache_min_uses). */
+  cacheMinUses: number;
+  cacheMinUsesWindow: number;
+  /** RFC 9111 §4.2.2 heuristic freshness: fraction of the time since Last-Modified, capped. */
+  heuristicFraction: number;
+  heuristicMax: number;
   timeouts: Timeouts;
 }
 
@@ -60,6 +70,12 @@ export const DEFAULTS: Config = {
   visibleHostname: hostname() || 'cuttle',
   maxHeaderSize: 64 * 1024,
   maxUrlLength: 8192,
+  cacheSize: 1024 ** 3,
+  maxObjectSize: 64 * 1024 ** 2,
+  cacheMinUses: 1,
+  cacheMinUsesWindow: 600_000,
+  heuristicFraction: 0.1,
+  heuristicMax: 86_400_000,
   timeouts: {
     connect: 30_000,
     response: 60_000,
@@ -116,6 +132,10 @@ export function loadConfig(argv: string[]): CliRequest {
     host: values.host,
     workers: values.workers,
     cacheDir: values['cache-dir'],
+    cacheSize: values['cache-size'],
+    maxObjectSize: values['max-object-size'],
+    cacheMinUses: values['cache-min-uses'],
+    cacheMinUsesWindow: values['cache-min-uses-window'],
     origin: values.origin,
     logLevel: values['log-level'],
     allow: (values.allow as string[] | undefined)?.flatMap((v) => v.split(',')),
@@ -211,6 +231,21 @@ function validate(input: Record<string, unknown>, where: string): Config {
     c.maxHeaderSize = converted(where, 'maxHeaderSize', v.maxHeaderSize, parseSize);
   if (v.maxUrlLength !== undefined)
     c.maxUrlLength = converted(where, 'maxUrlLength', v.maxUrlLength, parseSize);
+  if (v.cacheSize !== undefined) c.cacheSize = converted(where, 'cacheSize', v.cacheSize, parseSize);
+  if (v.maxObjectSize !== undefined)
+    c.maxObjectSize = converted(where, 'maxObjectSize', v.maxObjectSize, parseSize);
+  if (v.cacheMinUses !== undefined)
+    c.cacheMinUses = integer(where, 'cacheMinUses', v.cacheMinUses, 1, 1_000_000);
+  if (v.cacheMinUsesWindow !== undefined) {
+    c.cacheMinUsesWindow = converted(where, 'cacheMinUsesWindow', v.cacheMinUsesWindow, parseDuration);
+  }
+  if (v.heuristicFraction !== undefined) {
+    const f = Number(v.heuristicFraction);
+    if (!(f >= 0 && f <= 1)) fail(where, 'heuristicFraction', 'expected a number from 0 to 1');
+    c.heuristicFraction = f;
+  }
+  if (v.heuristicMax !== undefined)
+    c.heuristicMax = converted(where, 'heuristicMax', v.heuristicMax, parseDuration);
   if (v.timeouts !== undefined) {
     if (!v.timeouts || typeof v.timeouts !== 'object') fail(where, 'timeouts', 'expected an object');
     for (const [k, t] of Object.entries(v.timeouts as Record<string, unknown>)) {

@@ -16,16 +16,6 @@ export function responseHeaders(raw: RawHeaders, via: string): RawHeaders {
   return out;
 }
 
-/** Starts the client response from an upstream one; false when its header cannot be written as received. */
-export function deliverUpstream(res: ServerResponse, status: number, raw: RawHeaders, via: string): boolean {
-  try {
-    res.writeHead(status, responseHeaders(raw, via));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Answers with an error page naming the cause; a response already under way can only be cut. */
 export function sendError(
   req: IncomingMessage,

@@ -1,20 +1,42 @@
 /**
  * fetch: forwards a request upstream through undici's per-origin pools and streams the answer back.
+ * Hooks let the cache stage look at the response head, tee the body into the store, or take the response
+ * over (a 304 on revalidation, stale-if-error) and answer the client itself.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { deliverUpstream, sendError } from './deliver.js';
+import { responseHeaders, sendError } from './deliver.js';
 import { upstreamError } from './errors.js';
+import type { RawHeaders } from './http-semantics.js';
 
 export interface UpstreamRequest {
   origin: string;
   path: string;
   method: string;
-  headers: string[];
+  headers: RawHeaders;
   /** The client's request stream, when the request has content. */
   body: IncomingMessage | null;
+}
+
+/** Receives a copy of the response body as it streams. */
+export interface BodyTee {
+  write(chunk: Buffer): void;
+  end(): void;
+  abort(reason: string): void;
+}
+
+export type HeadDecision =
+  /** Send the response to the client with these header fields. */
+  | { take: false; headers: RawHeaders; tee?: BodyTee }
+  /** The hook answered the client itself; the body (if any) goes only to the tee. */
+  | { take: true; tee?: BodyTee };
+
+export interface ForwardHooks {
+  onHead?(status: number, raw: RawHeaders): HeadDecision;
+  /** No response arrived; return true when the hook answered the client (e.g. stale-if-error). */
+  onError?(err: Error & { code?: string }): boolean;
 }
 
 // Errors where the request cannot have been processed: the pooled connection died under us.
@@ -40,30 +62,51 @@ export class Upstream {
     });
   }
 
-  forward(req: IncomingMessage, res: ServerResponse, up: UpstreamRequest): void {
-    this.dispatch(req, res, up, IDEMPOTENT.has(up.method) && up.body === null ? 1 : 0);
+  /** Forwards for a client; `res` null means a background fetch (revalidation) with no client. */
+  forward(
+    req: IncomingMessage | null,
+    res: ServerResponse | null,
+    up: UpstreamRequest,
+    hooks: ForwardHooks = {},
+  ): void {
+    this.dispatch(req, res, up, hooks, IDEMPOTENT.has(up.method) && up.body === null ? 1 : 0);
   }
 
-  private dispatch(req: IncomingMessage, res: ServerResponse, up: UpstreamRequest, retries: number): void {
-    const handler = new ForwardHandler(res, this.via, (err) => {
+  private dispatch(
+    req: IncomingMessage | null,
+    res: ServerResponse | null,
+    up: UpstreamRequest,
+    hooks: ForwardHooks,
+    retries: number,
+  ): void {
+    const handler = new ForwardHandler(res, this.via, hooks, (err) => {
       if (retries > 0 && RETRYABLE.has(err.code ?? '')) {
         this.log.debug({ origin: up.origin, code: err.code }, 'retrying on a fresh upstream connection');
-        this.dispatch(req, res, up, retries - 1);
+        this.dispatch(req, res, up, hooks, retries - 1);
         return;
       }
-      sendError(req, res, upstreamError(err, up.origin), this.via, this.log);
+      if (hooks.onError?.(err)) return;
+      const perr = upstreamError(err, up.origin);
+      if (req && res) sendError(req, res, perr, this.via, this.log);
+      else
+        this.log.info(
+          { origin: up.origin, path: up.path, error: perr.squidError },
+          `background fetch: ${perr.message}`,
+        );
     });
-    const opts: Dispatcher.DispatchOptions = {
-      origin: up.origin,
-      path: up.path,
-      method: up.method as Dispatcher.HttpMethod,
-      headers: up.headers,
-      body: up.body,
-      // Without this undici would pipeline; one request per connection at a time keeps errors attributable.
-      blocking: true,
-      upgrade: null,
-    };
-    this.agent.dispatch(opts, handler);
+    this.agent.dispatch(
+      {
+        origin: up.origin,
+        path: up.path,
+        method: up.method as Dispatcher.HttpMethod,
+        headers: up.headers,
+        body: up.body,
+        // One request per connection at a time: no pipelining, so a failure is attributable.
+        blocking: true,
+        upgrade: null,
+      },
+      handler,
+    );
   }
 
   close(): Promise<void> {
@@ -74,15 +117,19 @@ export class Upstream {
 class ForwardHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private started = false;
+  private taken = false;
+  private tee: BodyTee | undefined;
 
   constructor(
-    private readonly res: ServerResponse,
+    private readonly res: ServerResponse | null,
     private readonly via: string,
+    private readonly hooks: ForwardHooks,
     private readonly onFailure: (err: Error & { code?: string }) => void,
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    if (!this.res) return;
     if (this.res.destroyed) {
       controller.abort(new Error('client went away'));
       return;
@@ -92,7 +139,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   private onClientClose = (): void => {
-    if (!this.res.writableFinished && this.controller && !this.controller.aborted) {
+    if (!this.res?.writableFinished && !this.taken && this.controller && !this.controller.aborted) {
       this.controller.abort(new Error('client closed the connection'));
     }
   };
@@ -101,9 +148,22 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return;
     this.started = true;
     const raw = controller.rawHeaders as Buffer[];
-    const strings: string[] = new Array(raw.length);
+    const strings: RawHeaders = new Array(raw.length);
     for (let i = 0; i < raw.length; i++) strings[i] = raw[i].toString('latin1');
-    if (!deliverUpstream(this.res, statusCode, strings, this.via)) {
+    const decision = this.hooks.onHead?.(statusCode, strings) ?? {
+      take: false,
+      headers: responseHeaders(strings, this.via),
+    };
+    this.tee = decision.tee;
+    if (decision.take || !this.res) {
+      this.taken = true;
+      return;
+    }
+    try {
+      this.res.writeHead(statusCode, decision.headers);
+    } catch {
+      this.tee?.abort('invalid header');
+      this.tee = undefined;
       controller.abort(
         Object.assign(new Error('response header not deliverable'), { code: 'HPE_INVALID_HEADER_TOKEN' }),
       );
@@ -111,6 +171,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.tee?.write(chunk);
+    if (this.taken || !this.res) return;
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', () => controller.resume());
@@ -118,18 +180,21 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.res.off('close', this.onClientClose);
-    this.res.end();
+    this.res?.off('close', this.onClientClose);
+    this.tee?.end();
+    if (!this.taken) this.res?.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error & { code?: string }): void {
-    this.res.off('close', this.onClientClose);
-    if (this.res.destroyed && !this.started) return;
+    this.res?.off('close', this.onClientClose);
+    // An incomplete body is never stored.
+    this.tee?.abort(err.message);
     if (this.started) {
       // Mid-body failure: the client must see a cut connection, never a short body passed off as whole.
-      this.res.destroy();
+      if (!this.taken) this.res?.destroy();
       return;
     }
+    if (this.res?.destroyed) return;
     this.onFailure(err);
   }
 }

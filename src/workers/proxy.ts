@@ -7,6 +7,7 @@ import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { PRODUCT } from '../shared/version.js';
 import { createAccess } from './access.js';
+import { Cache, cacheKey } from './cache.js';
 import { sendError } from './deliver.js';
 import {
   accessDenied,
@@ -16,7 +17,7 @@ import {
   rawErrorResponse,
   uriTooLong,
 } from './errors.js';
-import { Upstream } from './fetch.js';
+import { Upstream, type UpstreamRequest } from './fetch.js';
 import {
   appendForwardedFor,
   appendVia,
@@ -29,6 +30,7 @@ import {
   viaEntry,
 } from './http-semantics.js';
 import { hasRequestBody, parseTarget } from './recv.js';
+import { Store } from './store.js';
 import { Tunnels } from './tunnel.js';
 
 export interface ProxyServer {
@@ -47,6 +49,12 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
   const via11 = viaEntry('1.1', name, PRODUCT);
   const access = createAccess(config);
   const upstream = new Upstream(config, via11, log);
+  const store = new Store(config.cacheDir, config.cacheSize, log);
+  const cache = new Cache(config, store, upstream, via11, log);
+  const originUrl = config.origin ? new URL(config.origin) : null;
+  // In reverse mode the client's Host names the site, as Varnish hashes on it; without one, the origin's.
+  const reverseKey = (host: string | undefined, path: string) =>
+    `${originUrl?.protocol}//${(host ?? originUrl?.host ?? '').toLowerCase()}${path}`;
   const tunnels = new Tunnels({
     config,
     log,
@@ -126,6 +134,7 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     let origin: string;
     let path: string;
     let host: string | undefined;
+    let key: string;
     switch (target.form) {
       case 'invalid':
         return fail(invalidRequest(target.reason));
@@ -137,12 +146,16 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
         origin = config.origin;
         path = target.path;
         host = req.headers.host;
+        key = reverseKey(host, path);
         break;
       case 'absolute':
         // In reverse mode every request goes to the one origin; only the path of an absolute target counts.
         origin = config.origin ?? `${target.scheme}://${target.authority}`;
         path = target.path;
         host = config.origin ? req.headers.host : target.authority;
+        key = config.origin
+          ? reverseKey(host, path)
+          : cacheKey(target.scheme, target.host, target.port, path);
         break;
     }
 
@@ -155,21 +168,26 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
       if (method === 'OPTIONS') return answerOptions(res);
       return answerTrace(req, res);
     }
-    const client = plainAddress(req.socket.remoteAddress);
-    const headers = forwardedRequestHeaders(raw, {
-      host: host ?? '',
-      via: appendVia(via, viaEntry(req.httpVersion, name, PRODUCT)),
-      forwardedFor: appendForwardedFor(fieldValue(raw, 'x-forwarded-for'), client),
-      maxForwards: mf.forward,
-    });
     if (expectsContinue) res.writeContinue();
-    upstream.forward(req, res, {
+    // Built only when the request goes upstream: a hit never pays for it.
+    const makeUp = (): UpstreamRequest => ({
       origin,
       path,
       method,
-      headers,
+      headers: forwardedRequestHeaders(raw, {
+        host: host ?? '',
+        via: appendVia(via, viaEntry(req.httpVersion, name, PRODUCT)),
+        forwardedFor: appendForwardedFor(
+          fieldValue(raw, 'x-forwarded-for'),
+          plainAddress(req.socket.remoteAddress),
+        ),
+        maxForwards: mf.forward,
+      }),
       body: hasRequestBody(req.headers) ? req : null,
     });
+    if (method === 'GET' || method === 'HEAD') return cache.serve(req, res, makeUp, key);
+    if (method === 'OPTIONS' || method === 'TRACE') return upstream.forward(req, res, makeUp());
+    cache.forwardUnsafe(req, res, makeUp(), key);
   }
 
   function answerOptions(res: ServerResponse): void {
@@ -211,6 +229,7 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
       tunnels.destroyAll();
     }
     await upstream.close().catch(() => {});
+    await store.close().catch(() => {});
   }
 
   return { server, shutdown };

@@ -1,0 +1,391 @@
+/**
+ * The cache stage: lookup → hit | stale → revalidate | miss → fetch and store, for GET and HEAD; and
+ * invalidation after unsafe methods (RFC 9111 §4.4). Policy lives in cache-policy.ts, bytes in store.ts.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { StoredEntry } from '../shared/cache-env.js';
+import type { Config } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import {
+  type CacheStatus,
+  clientConditionalMatches,
+  currentAge,
+  formatCacheStatus,
+  formatHttpDate,
+  freshnessLifetime,
+  initialAge,
+  invalidates,
+  NOT_MODIFIED_FIELDS,
+  noCacheFields,
+  parseHttpDate,
+  type ResponseInfo,
+  requestDirectives,
+  responseDirectives,
+  reuse,
+  staleIfErrorAllows,
+  storability,
+  storedPolicy,
+  updateHeaders,
+  varyNames,
+} from './cache-policy.js';
+import { responseHeaders, sendError } from './deliver.js';
+import { ProxyError } from './errors.js';
+import type { BodyTee, HeadDecision, Upstream, UpstreamRequest } from './fetch.js';
+import { endToEndHeaders, fieldValue, type RawHeaders } from './http-semantics.js';
+import type { Store } from './store.js';
+
+const CLIENT_VALIDATORS = new Set([
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'if-range',
+]);
+const NOT_STORED_FIELDS = new Set(['age', 'content-length']);
+const UPDATE_IGNORES = new Set(['via', 'age', 'content-length']);
+
+const nowSeconds = () => Date.now() / 1000;
+export const CACHE_NAME = 'cuttle';
+
+export class Cache {
+  private readonly revalidating = new Set<string>();
+  private readonly heuristic: { fraction: number; max: number };
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly upstream: Upstream,
+    private readonly via: string,
+    private readonly log: Logger,
+  ) {
+    this.heuristic = { fraction: config.heuristicFraction, max: config.heuristicMax / 1000 };
+  }
+
+  /** X-Cache names the host, as Squid does; Cache-Status names the cache (DESIGN.md: `cuttle; hit`). */
+  private get name(): string {
+    return this.config.visibleHostname;
+  }
+
+  /** GET and HEAD: answer from the store when RFC 9111 allows, otherwise fetch (and store). */
+  serve(req: IncomingMessage, res: ServerResponse, makeUp: () => UpstreamRequest, key: string): void {
+    const raw = req.rawHeaders;
+    const rd = requestDirectives(raw);
+    const found = rd.noStore ? { miss: 'uri-miss' as const } : this.store.lookup(key, raw);
+    if ('entry' in found) {
+      const e = found.entry;
+      const age = currentAge(e.initialAge, e.responseTime, nowSeconds());
+      const r = reuse(e.policy, age, rd);
+      const ttl = e.policy.lifetime - age;
+      switch (r.kind) {
+        case 'fresh':
+        case 'stale-ok':
+          this.store.touch(found.key);
+          return this.deliverStored(req, res, e, age, { hit: true, ttl });
+        case 'stale-while-revalidate':
+          this.store.touch(found.key);
+          this.deliverStored(req, res, e, age, { hit: true, ttl, detail: 'stale-while-revalidate' });
+          return this.revalidateInBackground(found.key, e, makeUp());
+        case 'revalidate':
+          if (rd.onlyIfCached) return this.onlyIfCachedMiss(req, res);
+          return this.revalidate(
+            req,
+            res,
+            makeUp(),
+            found.key,
+            e,
+            r.reason === 'request' ? 'request' : 'stale',
+          );
+      }
+    }
+    if (rd.onlyIfCached) return this.onlyIfCachedMiss(req, res);
+    this.fetch(req, res, makeUp(), key, found.miss);
+  }
+
+  /** RFC 9111 §5.2.1.7: only-if-cached with nothing usable stored is answered 504. */
+  private onlyIfCachedMiss(req: IncomingMessage, res: ServerResponse): void {
+    res.setHeader('Cache-Status', formatCacheStatus(CACHE_NAME, { fwd: 'miss', detail: 'only-if-cached' }));
+    sendError(
+      req,
+      res,
+      new ProxyError(504, 'ERR_ONLY_IF_CACHED_MISS', 'only-if-cached: no usable stored response'),
+      this.via,
+      this.log,
+    );
+  }
+
+  /** A stored response to the client: 304 for its own matching conditional (§4.3.2), no body for HEAD. */
+  private deliverStored(
+    req: IncomingMessage,
+    res: ServerResponse,
+    e: StoredEntry,
+    age: number,
+    cs: CacheStatus,
+  ): void {
+    const status = formatCacheStatus(CACHE_NAME, cs);
+    const xcache = `${cs.hit ? 'HIT' : 'MISS'} from ${this.name}`;
+    const ageText = String(Math.floor(age));
+    if (clientConditionalMatches(req.rawHeaders, e.etag, e.lastModified)) {
+      const h: RawHeaders = [];
+      for (let i = 0; i < e.headers.length; i += 2) {
+        if (NOT_MODIFIED_FIELDS.has(e.headers[i].toLowerCase())) h.push(e.headers[i], e.headers[i + 1]);
+      }
+      h.push('Age', ageText, 'Cache-Status', status, 'X-Cache', xcache);
+      res.writeHead(304, h);
+      res.end();
+      return;
+    }
+    let h = e.headers;
+    if (e.noCacheFields.length > 0) {
+      // §5.2.2.4: the qualified no-cache fields are not sent on reuse without revalidation.
+      const drop = new Set(e.noCacheFields);
+      h = h.filter((_, i) =>
+        i % 2 === 0 ? !drop.has(h[i].toLowerCase()) : !drop.has(h[i - 1].toLowerCase()),
+      );
+    } else h = h.slice();
+    h.push('Age', ageText, 'Cache-Status', status, 'X-Cache', xcache);
+    res.writeHead(e.status, h);
+    if (req.method === 'HEAD') res.end();
+    else this.store.sendBody(e, res);
+  }
+
+  /** A miss: forward, and store while streaming when §3 allows. */
+  private fetch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    up: UpstreamRequest,
+    key: string,
+    why: CacheStatus['fwd'],
+  ): void {
+    const requestTime = nowSeconds();
+    this.upstream.forward(req, res, up, {
+      onHead: (status, raw) =>
+        this.storeOrPass(req, key, status, raw, requestTime, { fwd: why, fwdStatus: status }),
+    });
+  }
+
+  /** Decides storage for a response going to the client, and returns its header fields and store tee. */
+  private storeOrPass(
+    req: IncomingMessage | null,
+    key: string,
+    status: number,
+    raw: RawHeaders,
+    requestTime: number,
+    cs: CacheStatus,
+    reqHeaders: RawHeaders = req?.rawHeaders ?? [],
+    method = req?.method ?? 'GET',
+  ): HeadDecision & { take: false } {
+    const info: ResponseInfo = { status, headers: raw, requestTime, responseTime: nowSeconds() };
+    const { cc } = responseDirectives(raw);
+    let tee: BodyTee | undefined;
+    const notStorable = storability(method, reqHeaders, status, raw, cc);
+    const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
+    if (notStorable) cs.detail = `not stored: ${notStorable}`;
+    else if (length > this.config.maxObjectSize) cs.detail = 'not stored: larger than max-object-size';
+    else if (!this.store.admit(key, this.config.cacheMinUses, this.config.cacheMinUsesWindow))
+      cs.detail = 'not stored: min-uses';
+    else {
+      const lifetime = freshnessLifetime(info, cc, this.heuristic);
+      const entry = this.entryFrom(key, info, lifetime, cc);
+      tee = this.teeInto(key, entry, reqHeaders, raw);
+      cs.stored = true;
+      cs.ttl = lifetime - entry.initialAge;
+    }
+    const headers = responseHeaders(raw, this.via);
+    headers.push('Cache-Status', formatCacheStatus(CACHE_NAME, cs), 'X-Cache', `MISS from ${this.name}`);
+    return { take: false, headers, tee };
+  }
+
+  private entryFrom(
+    key: string,
+    info: ResponseInfo,
+    lifetime: number,
+    cc: ReturnType<typeof responseDirectives>['cc'],
+  ): StoredEntry {
+    const headers = responseHeaders(info.headers, this.via).filter(
+      (_, i, a) => !NOT_STORED_FIELDS.has((i % 2 === 0 ? a[i] : a[i - 1]).toLowerCase()),
+    );
+    // RFC 9110 §6.6.1: a response stored without Date gets the time it was received.
+    if (fieldValue(info.headers, 'date') === undefined)
+      headers.push('Date', formatHttpDate(Math.floor(info.responseTime)));
+    return {
+      kind: 'entry',
+      url: key,
+      status: info.status,
+      headers,
+      requestTime: info.requestTime,
+      responseTime: info.responseTime,
+      initialAge: initialAge(info),
+      policy: storedPolicy(cc, lifetime),
+      noCacheFields: noCacheFields(cc),
+      etag: fieldValue(info.headers, 'etag'),
+      lastModified: parseHttpDate(fieldValue(info.headers, 'last-modified')),
+      bodyId: '',
+      size: 0,
+      chunks: 0,
+      body: null,
+    };
+  }
+
+  private teeInto(key: string, entry: StoredEntry, reqHeaders: RawHeaders, raw: RawHeaders): BodyTee {
+    const writer = this.store.writer(this.config.maxObjectSize);
+    return {
+      write: (chunk) => writer.write(chunk),
+      abort: (reason) => writer.fail(reason),
+      end: () => {
+        entry.headers.push('Content-Length', String(writer.size));
+        void this.store.commit(key, varyNames(raw), reqHeaders, entry, writer);
+      },
+    };
+  }
+
+  /** RFC 9111 §4.3.1: a conditional request with the stored validators; the client's own are set aside. */
+  private conditional(up: UpstreamRequest, e: StoredEntry): UpstreamRequest {
+    const headers: RawHeaders = [];
+    for (let i = 0; i < up.headers.length; i += 2) {
+      if (!CLIENT_VALIDATORS.has(up.headers[i].toLowerCase())) headers.push(up.headers[i], up.headers[i + 1]);
+    }
+    if (e.etag !== undefined) headers.push('If-None-Match', e.etag);
+    if (e.lastModified !== null) headers.push('If-Modified-Since', formatHttpDate(e.lastModified));
+    return { ...up, headers };
+  }
+
+  /** RFC 9111 §4.3.3 and §4.3.4: the stored entry freshened by a 304. */
+  private freshened(e: StoredEntry, raw: RawHeaders, requestTime: number): StoredEntry {
+    const fresh = endToEndHeaders(raw, UPDATE_IGNORES);
+    const headers = updateHeaders(e.headers, fresh);
+    const info: ResponseInfo = { status: e.status, headers, requestTime, responseTime: nowSeconds() };
+    const { cc } = responseDirectives(headers);
+    const lifetime = freshnessLifetime(info, cc, this.heuristic);
+    return {
+      ...e,
+      headers,
+      requestTime,
+      responseTime: info.responseTime,
+      // The 304's own Date and Age describe the age of the freshened response.
+      initialAge: initialAge({ ...info, headers: raw }),
+      policy: storedPolicy(cc, lifetime),
+      noCacheFields: noCacheFields(cc),
+      etag: fieldValue(headers, 'etag'),
+      lastModified: parseHttpDate(fieldValue(headers, 'last-modified')),
+    };
+  }
+
+  private revalidate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    up: UpstreamRequest,
+    key: string,
+    e: StoredEntry,
+    fwd: 'stale' | 'request',
+  ): void {
+    const requestTime = nowSeconds();
+    const staleness = () => currentAge(e.initialAge, e.responseTime, nowSeconds()) - e.policy.lifetime;
+    const serveStale = (fwdStatus: number | undefined) => {
+      const age = currentAge(e.initialAge, e.responseTime, nowSeconds());
+      this.deliverStored(req, res, e, age, { fwd: 'stale', fwdStatus, detail: 'stale-if-error' });
+    };
+    this.upstream.forward(req, res, this.conditional(up, e), {
+      onHead: (status, raw) => {
+        if (status === 304) {
+          const ne = this.freshened(e, raw, requestTime);
+          this.store.update(key, ne);
+          const age = currentAge(ne.initialAge, ne.responseTime, nowSeconds());
+          this.deliverStored(req, res, ne, age, { fwd, fwdStatus: 304, ttl: ne.policy.lifetime - age });
+          return { take: true };
+        }
+        // RFC 5861 §4: a 5xx while stale may be answered with the stored response.
+        if (status >= 500 && fwd === 'stale' && staleIfErrorAllows(e.policy, staleness(), req.rawHeaders)) {
+          serveStale(status);
+          return { take: true };
+        }
+        return this.storeOrPass(req, key, status, raw, requestTime, { fwd, fwdStatus: status });
+      },
+      onError: () => {
+        if (fwd !== 'stale' || !staleIfErrorAllows(e.policy, staleness(), req.rawHeaders)) return false;
+        serveStale(undefined);
+        return true;
+      },
+    });
+  }
+
+  /** RFC 5861 §3: one background revalidation per object per worker while stale content is served. */
+  private revalidateInBackground(key: string, e: StoredEntry, up: UpstreamRequest): void {
+    if (this.revalidating.has(key)) return;
+    this.revalidating.add(key);
+    const requestTime = nowSeconds();
+    const done = () => this.revalidating.delete(key);
+    const background: UpstreamRequest = { ...this.conditional(up, e), method: 'GET', body: null };
+    this.upstream.forward(null, null, background, {
+      onHead: (status, raw) => {
+        if (status === 304) {
+          this.store.update(key, this.freshened(e, raw, requestTime));
+          done();
+          return { take: true };
+        }
+        const decision = this.storeOrPass(null, e.url, status, raw, requestTime, {}, up.headers, 'GET');
+        const tee = decision.tee;
+        if (!tee) {
+          done();
+          return { take: true };
+        }
+        return {
+          take: true,
+          tee: {
+            write: (c) => tee.write(c),
+            end: () => {
+              tee.end();
+              done();
+            },
+            abort: (r) => {
+              tee.abort(r);
+              done();
+            },
+          },
+        };
+      },
+      onError: () => {
+        done();
+        return true;
+      },
+    });
+  }
+
+  /**
+   * RFC 9111 §4.4: a non-error response to an unsafe method invalidates the target URI and the same-origin
+   * URIs in Location and Content-Location.
+   */
+  forwardUnsafe(req: IncomingMessage, res: ServerResponse, up: UpstreamRequest, key: string): void {
+    this.upstream.forward(req, res, up, {
+      onHead: (status, raw) => {
+        if (invalidates(req.method as string, status)) {
+          void this.store.invalidate(key);
+          for (const f of ['location', 'content-location']) {
+            const other = sameOriginKey(key, fieldValue(raw, f));
+            if (other) void this.store.invalidate(other);
+          }
+        }
+        const headers = responseHeaders(raw, this.via);
+        headers.push('Cache-Status', formatCacheStatus(CACHE_NAME, { fwd: 'method', fwdStatus: status }));
+        return { take: false, headers };
+      },
+    });
+  }
+}
+
+/** The cache key of a URI reference resolved against `base`, when it has the same origin (§4.4). */
+export function sameOriginKey(base: string, ref: string | undefined): string | null {
+  if (!ref) return null;
+  try {
+    const b = new URL(base);
+    const u = new URL(ref, b);
+    return u.origin === b.origin ? `${u.origin}${u.pathname}${u.search}` : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The primary cache key: the effective request URI (RFC 9110 §7.1), host lower-cased, default port dropped. */
+export function cacheKey(scheme: string, host: string, port: number, path: string): string {
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  return `${scheme}://${host.toLowerCase()}${port === defaultPort ? '' : `:${port}`}${path}`;
+}

@@ -1,0 +1,296 @@
+/**
+ * store: the worker's side of the shared LMDB cache. Entries become visible only when their metadata
+ * commits, after every body chunk, so a reader never sees a partial object; a crash leaves at most
+ * unreferenced chunks, which the sweeper removes.
+ */
+import type { ServerResponse } from 'node:http';
+import {
+  type CacheEnv,
+  newBodyId,
+  openCacheEnv,
+  type StoredEntry,
+  type VaryIndex,
+} from '../shared/cache-env.js';
+import type { Logger } from '../shared/logger.js';
+import { varyKey } from './cache-policy.js';
+import type { RawHeaders } from './http-semantics.js';
+
+/** Bodies up to this size are stored inside the entry, so such a hit is a single read. */
+export const INLINE_MAX = 256 * 1024;
+export const CHUNK_SIZE = 256 * 1024;
+/** Variants kept per URL; the oldest goes first. */
+const MAX_VARIANTS = 32;
+const RECENCY_FLUSH_MS = 2000;
+
+export type Lookup = { entry: StoredEntry; key: string } | { miss: 'uri-miss' | 'vary-miss' };
+
+export class Store {
+  readonly env: CacheEnv;
+  private touched = new Map<string, number>();
+  private lastWriteErrorLog = 0;
+  private timer: NodeJS.Timeout;
+
+  constructor(
+    cacheDir: string,
+    cacheSize: number,
+    private readonly log: Logger,
+  ) {
+    this.env = openCacheEnv(cacheDir, cacheSize);
+    // Recency is approximate and written in batches: a hit never waits on a write.
+    this.timer = setInterval(() => this.flushRecency(), RECENCY_FLUSH_MS);
+    this.timer.unref();
+  }
+
+  /** RFC 9111 §4.1: the primary key, then the variant selected by the stored Vary fields. */
+  lookup(url: string, reqHeaders: RawHeaders): Lookup {
+    const rec = this.env.entries.get(url);
+    if (rec === undefined) return { miss: 'uri-miss' };
+    if (rec.kind === 'entry') return { entry: rec, key: url };
+    const key = variantKey(url, rec.names, reqHeaders);
+    const entry = this.env.entries.get(key);
+    return entry?.kind === 'entry' ? { entry, key } : { miss: 'vary-miss' };
+  }
+
+  touch(key: string): void {
+    this.touched.set(key, Math.floor(Date.now() / 1000));
+  }
+
+  private flushRecency(): void {
+    if (this.touched.size === 0) return;
+    const batch = this.touched;
+    this.touched = new Map();
+    for (const [k, t] of batch) this.env.atime.put(k, t).catch((e) => this.writeFailed(e));
+  }
+
+  writer(maxSize: number): BodyWriter {
+    return new BodyWriter(this, maxSize);
+  }
+
+  /** Publishes an entry whose body the writer holds; resolves false (and cleans up) when it could not. */
+  async commit(
+    url: string,
+    varyNames: string[] | null,
+    reqHeaders: RawHeaders,
+    entry: StoredEntry,
+    body: BodyWriter,
+  ): Promise<boolean> {
+    if (!(await body.finish())) {
+      body.discard();
+      return false;
+    }
+    entry.bodyId = body.id;
+    entry.size = body.size;
+    entry.chunks = body.chunks;
+    entry.body = body.inline;
+    const { entries, atime } = this.env;
+    try {
+      await entries.transaction(() => {
+        if (varyNames === null) {
+          this.dropAt(url);
+          entries.putSync(url, entry);
+        } else {
+          const key = variantKey(url, varyNames, reqHeaders);
+          const prev = entries.get(url);
+          let variants: string[] = [];
+          if (prev?.kind === 'vary' && sameNames(prev.names, varyNames))
+            variants = prev.variants.filter((v) => v !== key);
+          else this.dropAt(url);
+          this.dropAt(key);
+          variants.push(key);
+          while (variants.length > MAX_VARIANTS) this.dropAt(variants.shift() as string);
+          const index: VaryIndex = { kind: 'vary', names: varyNames, variants };
+          entries.putSync(url, index);
+          entries.putSync(key, entry);
+        }
+        atime.putSync(url, Math.floor(Date.now() / 1000));
+      });
+      return true;
+    } catch (err) {
+      this.writeFailed(err);
+      body.discard();
+      return false;
+    }
+  }
+
+  /** RFC 9111 §3.2: a 304 refreshes the stored header section and times; the body stays. */
+  update(key: string, entry: StoredEntry): void {
+    this.env.entries
+      .transaction(() => {
+        const cur = this.env.entries.get(key);
+        // Only if nobody replaced the object meanwhile.
+        if (cur?.kind === 'entry' && cur.bodyId === entry.bodyId) this.env.entries.putSync(key, entry);
+      })
+      .catch((e) => this.writeFailed(e));
+  }
+
+  /** Removes a URL and every variant of it. Resolves with whether anything was stored. */
+  invalidate(url: string): Promise<boolean> {
+    return this.env.entries
+      .transaction(() => this.dropAt(url))
+      .catch((e) => {
+        this.writeFailed(e);
+        return false;
+      });
+  }
+
+  /** Inside a write transaction: removes the record at key, its variants and its body chunks. */
+  private dropAt(key: string): boolean {
+    const rec = this.env.entries.get(key);
+    if (rec === undefined) return false;
+    if (rec.kind === 'vary') for (const v of rec.variants) this.dropAt(v);
+    else for (let i = 0; i < rec.chunks; i++) this.env.bodies.removeSync([rec.bodyId, i]);
+    this.env.entries.removeSync(key);
+    this.env.atime.removeSync(key);
+    return true;
+  }
+
+  /**
+   * Writes a stored body to the client. Large bodies go chunk by chunk with back-pressure, all read in one
+   * read transaction so a concurrent replacement or eviction cannot pull chunks from under the stream.
+   */
+  sendBody(entry: StoredEntry, res: ServerResponse): void {
+    if (entry.body !== null || entry.chunks === 0) {
+      res.end(entry.body ?? undefined);
+      return;
+    }
+    const txn = this.env.root.useReadTransaction();
+    let i = 0;
+    let open = true;
+    const finish = () => {
+      if (open) {
+        open = false;
+        txn.done();
+      }
+    };
+    res.once('close', finish);
+    const pump = (): void => {
+      while (open && i < entry.chunks) {
+        const chunk = this.env.bodies.get([entry.bodyId, i], { transaction: txn });
+        if (chunk === undefined) {
+          this.log.error({ url: entry.url, chunk: i }, 'stored body chunk missing: cutting the response');
+          finish();
+          res.destroy();
+          return;
+        }
+        i++;
+        if (!res.write(chunk)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      finish();
+      res.end();
+    };
+    pump();
+  }
+
+  /** nginx's proxy_cache_min_uses: store on the Nth request within the window. */
+  admit(key: string, minUses: number, windowMs: number): boolean {
+    if (minUses <= 1) return true;
+    const now = Date.now();
+    const u = this.env.uses.get(key);
+    const since = u && now - u.since <= windowMs ? u.since : now;
+    const count = (u && since === u.since ? u.count : 0) + 1;
+    if (count >= minUses) {
+      this.env.uses.remove(key).catch((e) => this.writeFailed(e));
+      return true;
+    }
+    this.env.uses.put(key, { count, since }).catch((e) => this.writeFailed(e));
+    return false;
+  }
+
+  /** A failed write (disk full, map full) costs that entry only; it is logged at most once a minute. */
+  writeFailed(err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastWriteErrorLog > 60_000) {
+      this.lastWriteErrorLog = now;
+      this.log.error(
+        { err: (err as Error).message },
+        'cache write failed: the response is served but not stored',
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.flushRecency();
+    await this.env.root.close();
+  }
+}
+
+function sameNames(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
+
+export function variantKey(url: string, names: string[], reqHeaders: RawHeaders): string {
+  return `${url}\u0000${varyKey(names, reqHeaders)}`;
+}
+
+/** Collects a body as it streams to the client: small ones in memory, large ones as chunks written ahead. */
+export class BodyWriter {
+  readonly id = newBodyId();
+  size = 0;
+  chunks = 0;
+  inline: Buffer | null = null;
+  failed: string | null = null;
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+  private puts: Promise<boolean>[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly maxSize: number,
+  ) {}
+
+  write(chunk: Buffer): void {
+    if (this.failed) return;
+    this.size += chunk.length;
+    if (this.size > this.maxSize) {
+      this.fail('larger than max-object-size');
+      return;
+    }
+    this.pending.push(chunk);
+    this.pendingLen += chunk.length;
+    if (this.size > INLINE_MAX && this.pendingLen >= CHUNK_SIZE) this.flushChunk();
+  }
+
+  private flushChunk(): void {
+    const buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLen);
+    this.pending = [];
+    this.pendingLen = 0;
+    this.puts.push(this.store.env.bodies.put([this.id, this.chunks++], buf));
+  }
+
+  fail(reason: string): void {
+    if (this.failed) return;
+    this.failed = reason;
+    this.pending = [];
+    this.discard();
+  }
+
+  /** Resolves true when every chunk is durable in the store and the body is whole. */
+  async finish(): Promise<boolean> {
+    if (this.failed) return false;
+    if (this.size <= INLINE_MAX) {
+      this.inline = Buffer.concat(this.pending, this.pendingLen);
+      this.pending = [];
+    } else if (this.pendingLen > 0) this.flushChunk();
+    try {
+      await Promise.all(this.puts);
+      return !this.failed;
+    } catch (err) {
+      this.store.writeFailed(err);
+      this.failed = 'write failed';
+      return false;
+    }
+  }
+
+  /** Removes whatever chunks were written, once their writes have settled. */
+  discard(): void {
+    const n = this.chunks;
+    if (n === 0) return;
+    void Promise.allSettled(this.puts).then(() => {
+      for (let i = 0; i < n; i++) this.store.env.bodies.remove([this.id, i]).catch(() => {});
+    });
+  }
+}
