@@ -8,6 +8,7 @@ import { ConfigError, helpText, loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { Supervisor } from './supervisor.js';
+import { Sweeper } from './sweeper.js';
 
 const argv = process.argv.slice(2);
 
@@ -50,9 +51,12 @@ const supervisor = new Supervisor(config, log, (message) => {
   log.error(message);
 });
 
+const sweeper = new Sweeper(config, log);
+
 async function shutdown(signal: string): Promise<void> {
   log.info({ signal }, 'graceful stop: no new connections, finishing in-flight requests');
   await supervisor.stop();
+  await sweeper.stop();
   log.info('stopped');
   process.exit(0);
 }
@@ -70,6 +74,7 @@ process.on('SIGHUP', () => {
     return;
   }
   log.info('reload: replacing workers one at a time');
+  sweeper.setConfig(next);
   void supervisor.reload(next);
 });
 // Without a listener Node would open its inspector on SIGUSR1; the access log reopens here later.
@@ -81,6 +86,7 @@ try {
   die((err as Error).message, 1);
 }
 started = true;
+sweeper.start();
 const addr = supervisor.address ?? { address: config.host, port: config.port };
 const mode = config.origin ? `reverse proxy for ${config.origin}` : 'forward proxy';
 process.stdout.write(

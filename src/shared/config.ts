@@ -50,6 +50,8 @@ export interface Config {
   /** RFC 9111 §4.2.2 heuristic freshness: fraction of the time since Last-Modified, capped. */
   heuristicFraction: number;
   heuristicMax: number;
+  /** How often the primary's sweeper enforces the size bound. */
+  sweepInterval: number;
   timeouts: Timeouts;
 }
 
@@ -76,6 +78,7 @@ export const DEFAULTS: Config = {
   cacheMinUsesWindow: 600_000,
   heuristicFraction: 0.1,
   heuristicMax: 86_400_000,
+  sweepInterval: 5000,
   timeouts: {
     connect: 30_000,
     response: 60_000,
@@ -246,6 +249,8 @@ function validate(input: Record<string, unknown>, where: string): Config {
   }
   if (v.heuristicMax !== undefined)
     c.heuristicMax = converted(where, 'heuristicMax', v.heuristicMax, parseDuration);
+  if (v.sweepInterval !== undefined)
+    c.sweepInterval = converted(where, 'sweepInterval', v.sweepInterval, parseDuration);
   if (v.timeouts !== undefined) {
     if (!v.timeouts || typeof v.timeouts !== 'object') fail(where, 'timeouts', 'expected an object');
     for (const [k, t] of Object.entries(v.timeouts as Record<string, unknown>)) {

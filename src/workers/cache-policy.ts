@@ -171,6 +171,7 @@ export function storability(
   status: number,
   resHeaders: RawHeaders,
   cc: Directives,
+  targetedAtUs = false,
 ): NotStorable | null {
   // §3: only GET responses are stored here (HEAD is answered from them, §4).
   if (method !== 'GET') return 'method';
@@ -186,6 +187,16 @@ export function storability(
   // §3.5: a request with Authorization is stored only with must-revalidate, public or s-maxage.
   if (fieldValue(reqHeaders, 'authorization') !== undefined) {
     if (!cc.has('must-revalidate') && !cc.has('public') && !cc.has('s-maxage')) return 'authorization';
+  }
+  // Set-Cookie (RFC 9111 §7.3 leaves it to the cache): stored only when the origin explicitly marks the
+  // response for shared caches, and even then the field itself is not stored (see storedFieldFilter).
+  if (
+    fieldValue(resHeaders, 'set-cookie') !== undefined &&
+    !cc.has('public') &&
+    !cc.has('s-maxage') &&
+    !targetedAtUs
+  ) {
+    return 'set-cookie';
   }
   // RFC 9110 §12.5.5: Vary: * can never be matched, so storing it is pointless.
   const vary = fieldValue(resHeaders, 'vary');

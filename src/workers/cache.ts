@@ -41,7 +41,8 @@ const CLIENT_VALIDATORS = new Set([
   'if-unmodified-since',
   'if-range',
 ]);
-const NOT_STORED_FIELDS = new Set(['age', 'content-length']);
+// Set-Cookie belongs to the client whose request fetched the response, never to later ones.
+const NOT_STORED_FIELDS = new Set(['age', 'content-length', 'set-cookie']);
 const UPDATE_IGNORES = new Set(['via', 'age', 'content-length']);
 
 const nowSeconds = () => Date.now() / 1000;
@@ -175,9 +176,9 @@ export class Cache {
     method = req?.method ?? 'GET',
   ): HeadDecision & { take: false } {
     const info: ResponseInfo = { status, headers: raw, requestTime, responseTime: nowSeconds() };
-    const { cc } = responseDirectives(raw);
+    const { cc, targeted } = responseDirectives(raw);
     let tee: BodyTee | undefined;
-    const notStorable = storability(method, reqHeaders, status, raw, cc);
+    const notStorable = storability(method, reqHeaders, status, raw, cc, targeted);
     const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
     if (notStorable) cs.detail = `not stored: ${notStorable}`;
     else if (length > this.config.maxObjectSize) cs.detail = 'not stored: larger than max-object-size';
@@ -233,7 +234,7 @@ export class Cache {
       abort: (reason) => writer.fail(reason),
       end: () => {
         entry.headers.push('Content-Length', String(writer.size));
-        void this.store.commit(key, varyNames(raw), reqHeaders, entry, writer);
+        return this.store.commit(key, varyNames(raw), reqHeaders, entry, writer);
       },
     };
   }
@@ -288,7 +289,7 @@ export class Cache {
       onHead: (status, raw) => {
         if (status === 304) {
           const ne = this.freshened(e, raw, requestTime);
-          this.store.update(key, ne);
+          void this.store.update(key, ne);
           const age = currentAge(ne.initialAge, ne.responseTime, nowSeconds());
           this.deliverStored(req, res, ne, age, { fwd, fwdStatus: 304, ttl: ne.policy.lifetime - age });
           return { take: true };
@@ -318,8 +319,7 @@ export class Cache {
     this.upstream.forward(null, null, background, {
       onHead: (status, raw) => {
         if (status === 304) {
-          this.store.update(key, this.freshened(e, raw, requestTime));
-          done();
+          void this.store.update(key, this.freshened(e, raw, requestTime)).finally(done);
           return { take: true };
         }
         const decision = this.storeOrPass(null, e.url, status, raw, requestTime, {}, up.headers, 'GET');
@@ -332,10 +332,8 @@ export class Cache {
           take: true,
           tee: {
             write: (c) => tee.write(c),
-            end: () => {
-              tee.end();
-              done();
-            },
+            // Held until the commit, so requests meanwhile do not start another revalidation.
+            end: () => Promise.resolve(tee.end()).finally(done),
             abort: (r) => {
               tee.abort(r);
               done();

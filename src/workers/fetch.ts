@@ -23,7 +23,8 @@ export interface UpstreamRequest {
 /** Receives a copy of the response body as it streams. */
 export interface BodyTee {
   write(chunk: Buffer): void;
-  end(): void;
+  /** May resolve when the copy is durable (the store's commit). */
+  end(): void | Promise<unknown>;
   abort(reason: string): void;
 }
 
@@ -181,7 +182,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.res?.off('close', this.onClientClose);
-    this.tee?.end();
+    void this.tee?.end();
     if (!this.taken) this.res?.end();
   }
 

@@ -30,6 +30,7 @@ export interface Cuttle {
   proxyUrl: string;
   proc: ChildProcess;
   dir: string;
+  cacheDir: string;
   stdout: string[];
   stderr: string[];
   /** Parsed JSON log lines from stderr. */
@@ -47,19 +48,14 @@ export interface CuttleOptions {
   /** Written to a JSON config file and passed with --config. */
   config?: Record<string, unknown>;
   logLevel?: string;
+  /** Reuse a cache dir (restart tests); by default a fresh one in the temp dir. */
+  cacheDir?: string;
 }
 
 export async function startCuttle(opts: CuttleOptions = {}): Promise<Cuttle> {
   const dir = mkdtempSync(join(tmpdir(), 'cuttle-test-'));
-  const args = [
-    CLI,
-    '--port',
-    '0',
-    '--workers',
-    String(opts.workers ?? 2),
-    '--cache-dir',
-    join(dir, 'cache'),
-  ];
+  const cacheDir = opts.cacheDir ?? join(dir, 'cache');
+  const args = [CLI, '--port', '0', '--workers', String(opts.workers ?? 2), '--cache-dir', cacheDir];
   args.push('--log-level', opts.logLevel ?? 'info');
   if (opts.config) {
     const file = join(dir, 'cuttle.json');
@@ -110,6 +106,7 @@ export async function startCuttle(opts: CuttleOptions = {}): Promise<Cuttle> {
     proxyUrl: `http://127.0.0.1:${port}`,
     proc,
     dir,
+    cacheDir,
     stdout,
     stderr,
     logs,
@@ -304,3 +301,29 @@ export function treeRss(pid: number): number {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export type { IncomingMessage, ServerResponse };
+
+/**
+ * Waits until the cache holds a record for `key` (an entry, or a Vary index), reading the real LMDB files:
+ * storing commits after the response ends, so a test that expects a hit waits for the commit first.
+ */
+export async function waitStored(
+  cacheDir: string,
+  key: string,
+  test: (record: unknown) => boolean = (r) => r !== undefined,
+  timeoutMs = 3000,
+): Promise<void> {
+  const { openCacheEnv } = await import('../../src/shared/cache-env.js');
+  const env = (envs[cacheDir] ??= openCacheEnv(cacheDir, 0));
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    env.root.resetReadTxn();
+    if (test(env.entries.get(key))) {
+      // Let the workers' read snapshots (renewed at most every event-loop turn) catch up.
+      await sleep(20);
+      return;
+    }
+    await sleep(10);
+  }
+  throw new Error(`${key} was not stored as expected within ${timeoutMs} ms`);
+}
+const envs: Record<string, ReturnType<typeof import('../../src/shared/cache-env.js').openCacheEnv>> = {};
