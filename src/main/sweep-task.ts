@@ -29,6 +29,8 @@ let env: CacheEnv | null = null;
 export default async function sweep(job: SweepJob): Promise<SweepResult> {
   env ??= openCacheEnv(job.cacheDir, job.cacheSize);
   const { entries, bodies, atime } = env;
+  // A thread that sits idle between sweeps would otherwise keep reading its last snapshot.
+  env.root.resetReadTxn();
   const items: Array<{ key: string; size: number; atime: number; bodyId: string }> = [];
   const referenced = new Set<string>();
   let bytes = 0;

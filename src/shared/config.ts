@@ -96,6 +96,13 @@ export const FLAGS = {
   host: { type: 'string', help: 'address to listen on (default 127.0.0.1)' },
   workers: { type: 'string', short: 'w', help: 'worker processes (default: available parallelism)' },
   'cache-dir': { type: 'string', help: 'cache directory, created if missing (default ./.cuttle-cache)' },
+  'cache-size': { type: 'string', help: 'bound on the whole cache, e.g. 512m, 4g (default 1g)' },
+  'max-object-size': { type: 'string', help: 'largest object stored (default 64m)' },
+  'cache-min-uses': {
+    type: 'string',
+    help: 'store an object on its Nth request within the window (default 1)',
+  },
+  'cache-min-uses-window': { type: 'string', help: 'window for --cache-min-uses, e.g. 10m (default 10m)' },
   origin: {
     type: 'string',
     help: 'reverse-proxy (edge) mode: send origin-form requests to this http(s) URL',

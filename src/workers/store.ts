@@ -21,6 +21,7 @@ export const CHUNK_SIZE = 256 * 1024;
 /** Variants kept per URL; the oldest goes first. */
 const MAX_VARIANTS = 32;
 const RECENCY_FLUSH_MS = 2000;
+const SNAPSHOT_MAX_AGE_MS = 100;
 
 export type Lookup = { entry: StoredEntry; key: string } | { miss: 'uri-miss' | 'vary-miss' };
 
@@ -29,6 +30,7 @@ export class Store {
   private touched = new Map<string, number>();
   private lastWriteErrorLog = 0;
   private timer: NodeJS.Timeout;
+  private snapshotTimer: NodeJS.Timeout;
 
   constructor(
     cacheDir: string,
@@ -39,6 +41,10 @@ export class Store {
     // Recency is approximate and written in batches: a hit never waits on a write.
     this.timer = setInterval(() => this.flushRecency(), RECENCY_FLUSH_MS);
     this.timer.unref();
+    // lmdb-js may keep one read snapshot across many event-loop turns in a busy process; bound its age so
+    // other workers' commits show up and LMDB can reuse freed pages.
+    this.snapshotTimer = setInterval(() => this.env.root.resetReadTxn(), SNAPSHOT_MAX_AGE_MS);
+    this.snapshotTimer.unref();
   }
 
   /** RFC 9111 §4.1: the primary key, then the variant selected by the stored Vary fields. */
@@ -225,6 +231,7 @@ export class Store {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.snapshotTimer);
     this.flushRecency();
     await this.env.root.close();
   }
