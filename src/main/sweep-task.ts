@@ -26,6 +26,14 @@ const ENTRY_OVERHEAD = 512;
 
 let env: CacheEnv | null = null;
 
+/** See silenceCommitError in the worker's store: a failed commit carries a second promise to handle. */
+function handled<T>(p: Promise<T>): Promise<T> {
+  return p.catch((err: { commitError?: Promise<unknown> }) => {
+    err?.commitError?.catch(() => {});
+    throw err;
+  });
+}
+
 export default async function sweep(job: SweepJob): Promise<SweepResult> {
   env ??= openCacheEnv(job.cacheDir, job.cacheSize);
   const { entries, bodies, atime } = env;
@@ -52,18 +60,20 @@ export default async function sweep(job: SweepJob): Promise<SweepResult> {
       victims.push(it);
       bytes -= it.size;
     }
-    await entries.transaction(() => {
-      for (const v of victims) {
-        const cur = entries.get(v.key);
-        // Skip an entry replaced since the scan; its new version is judged next time.
-        if (cur?.kind !== 'entry' || cur.bodyId !== v.bodyId) continue;
-        for (let i = 0; i < cur.chunks; i++) bodies.removeSync([cur.bodyId, i]);
-        entries.removeSync(v.key);
-        atime.removeSync(v.key);
-        referenced.delete(v.bodyId);
-        evicted++;
-      }
-    });
+    await handled(
+      entries.transaction(() => {
+        for (const v of victims) {
+          const cur = entries.get(v.key);
+          // Skip an entry replaced since the scan; its new version is judged next time.
+          if (cur?.kind !== 'entry' || cur.bodyId !== v.bodyId) continue;
+          for (let i = 0; i < cur.chunks; i++) bodies.removeSync([cur.bodyId, i]);
+          entries.removeSync(v.key);
+          atime.removeSync(v.key);
+          referenced.delete(v.bodyId);
+          evicted++;
+        }
+      }),
+    );
   }
 
   const orphans: Array<[string, number]> = [];
@@ -72,9 +82,11 @@ export default async function sweep(job: SweepJob): Promise<SweepResult> {
     if (!referenced.has(id) && bodyIdTime(id) < job.orphansBefore) orphans.push(key as [string, number]);
   }
   if (orphans.length > 0) {
-    await bodies.transaction(() => {
-      for (const k of orphans) bodies.removeSync(k);
-    });
+    await handled(
+      bodies.transaction(() => {
+        for (const k of orphans) bodies.removeSync(k);
+      }),
+    );
   }
   return { entries: items.length - evicted, bytes, evicted, orphanChunks: orphans.length };
 }

@@ -219,6 +219,7 @@ export class Store {
 
   /** A failed write (disk full, map full) costs that entry only; it is logged at most once a minute. */
   writeFailed(err: unknown): void {
+    silenceCommitError(err);
     const now = Date.now();
     if (now - this.lastWriteErrorLog > 60_000) {
       this.lastWriteErrorLog = now;
@@ -235,6 +236,15 @@ export class Store {
     this.flushRecency();
     await this.env.root.close();
   }
+}
+
+/**
+ * lmdb-js rejects a failed commit's writes with an error whose `commitError` is a second promise, rejected
+ * with the cause (ENOSPC, EIO, MDB_MAP_FULL). Unhandled, it would kill the process.
+ */
+export function silenceCommitError(err: unknown): void {
+  const p = (err as { commitError?: Promise<unknown> } | null)?.commitError;
+  if (p && typeof p.catch === 'function') p.catch(() => {});
 }
 
 function sameNames(a: string[], b: string[]): boolean {
@@ -277,7 +287,10 @@ export class BodyWriter {
     const buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLen);
     this.pending = [];
     this.pendingLen = 0;
-    this.puts.push(this.store.env.bodies.put([this.id, this.chunks++], buf));
+    const put = this.store.env.bodies.put([this.id, this.chunks++], buf);
+    // Handled here at once (finish() reports it), so a failed write is never an unhandled rejection.
+    put.catch(silenceCommitError);
+    this.puts.push(put);
   }
 
   fail(reason: string): void {

@@ -6,6 +6,7 @@ import type { Config } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
 import { createProxy } from './proxy.js';
+import { silenceCommitError } from './store.js';
 
 const config = JSON.parse(process.env.CUTTLE_CONFIG ?? '{}') as Config;
 const log = createLogger(config.logLevel, { role: 'worker', worker: cluster.worker?.id });
@@ -16,6 +17,12 @@ process.on('uncaughtException', (err) => {
   process.exit(70);
 });
 process.on('unhandledRejection', (err) => {
+  // lmdb-js rejects every write of a failed commit, including ones it creates internally; a full disk must
+  // cost the cache entry, never the worker (the store logs the failure once a minute).
+  if (err && typeof err === 'object' && 'commitError' in err) {
+    silenceCommitError(err);
+    return;
+  }
   log.fatal({ err }, 'unhandled rejection: worker exits and the primary replaces it');
   process.exit(70);
 });

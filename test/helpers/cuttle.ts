@@ -310,7 +310,7 @@ export async function waitStored(
   cacheDir: string,
   key: string,
   test: (record: unknown) => boolean = (r) => r !== undefined,
-  timeoutMs = 3000,
+  timeoutMs = 10_000,
 ): Promise<void> {
   const { openCacheEnv } = await import('../../src/shared/cache-env.js');
   const env = (envs[cacheDir] ??= openCacheEnv(cacheDir, 0));

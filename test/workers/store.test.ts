@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCacheEnv } from '../../src/shared/cache-env.js';
 import {
-  isAlive,
   type Origin,
   sleep,
   startCuttle,
@@ -174,6 +173,35 @@ describe('shared store', () => {
     }
   });
 
+  it('serves every response whole and logs once when the disk is full', async (t) => {
+    // A real full disk: the cache dir on a 3 MiB tmpfs (needs root, as CI and dev machines here have).
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-full-'));
+    const { spawnSync } = await import('node:child_process');
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', dir]).status !== 0) {
+      return t.skip('cannot mount a tmpfs here');
+    }
+    const c = await startCuttle({ workers: 1, cacheDir: dir });
+    try {
+      for (let i = 0; i < 8; i++) {
+        const r = await viaProxy(c.port, `${origin.url}/full${i}?size=${MIB}`);
+        assert.equal(r.status, 200);
+        assert.equal(r.body.length, MIB);
+      }
+      await sleep(300);
+      const failures = c.logs().filter((l) => String(l.msg).startsWith('cache write failed'));
+      assert.equal(failures.length, 1, 'logged once');
+      assert.equal(c.logs().filter((l) => l.msg === 'worker died').length, 0);
+      // Whatever did get stored is whole.
+      for (let i = 0; i < 8; i++) {
+        const r = await viaProxy(c.port, `${origin.url}/full${i}?size=${MIB}`);
+        assert.equal(r.body.length, MIB);
+      }
+    } finally {
+      await c.stop();
+      spawnSync('umount', [dir]);
+    }
+  });
+
   it('keeps memory flat while 50 clients fetch a cached 64 MiB object at once', async () => {
     const c = await startCuttle({ workers: 2 });
     try {
@@ -212,5 +240,3 @@ describe('shared store', () => {
     }
   });
 });
-
-export { isAlive };
