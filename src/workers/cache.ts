@@ -309,12 +309,27 @@ export class Cache {
     });
   }
 
-  /** RFC 5861 §3: one background revalidation per object per worker while stale content is served. */
+  /**
+   * RFC 5861 §3: one background revalidation per object while stale content is served: per worker by a set,
+   * across workers by a claim in the shared store.
+   */
   private revalidateInBackground(key: string, e: StoredEntry, up: UpstreamRequest): void {
     if (this.revalidating.has(key)) return;
     this.revalidating.add(key);
+    void this.store
+      .claimRevalidation(key, this.config.timeouts.response + this.config.timeouts.read)
+      .then((mine) => {
+        if (mine) this.backgroundFetch(key, e, up);
+        else this.revalidating.delete(key);
+      });
+  }
+
+  private backgroundFetch(key: string, e: StoredEntry, up: UpstreamRequest): void {
     const requestTime = nowSeconds();
-    const done = () => this.revalidating.delete(key);
+    const done = () => {
+      this.revalidating.delete(key);
+      this.store.releaseRevalidation(key);
+    };
     const background: UpstreamRequest = { ...this.conditional(up, e), method: 'GET', body: null };
     this.upstream.forward(null, null, background, {
       onHead: (status, raw) => {

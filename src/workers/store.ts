@@ -202,6 +202,30 @@ export class Store {
     pump();
   }
 
+  /**
+   * RFC 5861 §3 "once per object" across workers: claims the background revalidation of `key` in the shared
+   * store. Resolves true for the one worker that may go ahead; a claim older than `ttlMs` is presumed dead.
+   */
+  async claimRevalidation(key: string, ttlMs: number): Promise<boolean> {
+    const marker = `revalidating\u0000${key}`;
+    try {
+      return await this.env.uses.transaction(() => {
+        const now = Date.now();
+        const cur = this.env.uses.get(marker);
+        if (cur && now - cur.since < ttlMs) return false;
+        this.env.uses.putSync(marker, { count: 0, since: now });
+        return true;
+      });
+    } catch (err) {
+      this.writeFailed(err);
+      return false;
+    }
+  }
+
+  releaseRevalidation(key: string): void {
+    this.env.uses.remove(`revalidating\u0000${key}`).catch((e) => this.writeFailed(e));
+  }
+
   /** nginx's proxy_cache_min_uses: store on the Nth request within the window. */
   admit(key: string, minUses: number, windowMs: number): boolean {
     if (minUses <= 1) return true;
