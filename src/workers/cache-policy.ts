@@ -39,31 +39,20 @@ const ASCTIME = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\w{3}) ([ \d]\d) (\d{2}):(\d{
 export function parseHttpDate(value: string | undefined): number | null {
   if (!value) return null;
   const v = value.trim();
-  let y: number;
-  let mon: string;
-  let d: number;
-  let hh: number;
-  let mm: number;
-  let ss: number;
-  let m = IMF.exec(v);
-  if (m)
-    [d, mon, y, hh, mm, ss] = [Number(m[1]), m[2], Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])];
-  else if ((m = RFC850.exec(v))) {
-    const yy = Number(m[3]);
+  let parts: [number, string, number, number, number, number]; // year, month, day, h, m, s
+  const imf = IMF.exec(v);
+  const rfc850 = imf ? null : RFC850.exec(v);
+  const asc = imf || rfc850 ? null : ASCTIME.exec(v);
+  if (imf) parts = [Number(imf[3]), imf[2], Number(imf[1]), Number(imf[4]), Number(imf[5]), Number(imf[6])];
+  else if (rfc850) {
+    const yy = Number(rfc850[3]);
     // §5.6.7: a two-digit year more than 50 years in the future means the past century.
-    const now = new Date().getUTCFullYear();
-    y = 2000 + yy > now + 50 ? 1900 + yy : 2000 + yy;
-    [d, mon, hh, mm, ss] = [Number(m[1]), m[2], Number(m[4]), Number(m[5]), Number(m[6])];
-  } else if ((m = ASCTIME.exec(v))) {
-    [mon, d, hh, mm, ss, y] = [
-      m[1],
-      Number(m[2].trim()),
-      Number(m[3]),
-      Number(m[4]),
-      Number(m[5]),
-      Number(m[6]),
-    ];
+    const year = 2000 + yy > new Date().getUTCFullYear() + 50 ? 1900 + yy : 2000 + yy;
+    parts = [year, rfc850[2], Number(rfc850[1]), Number(rfc850[4]), Number(rfc850[5]), Number(rfc850[6])];
+  } else if (asc) {
+    parts = [Number(asc[6]), asc[1], Number(asc[2].trim()), Number(asc[3]), Number(asc[4]), Number(asc[5])];
   } else return null;
+  const [y, mon, d, hh, mm, ss] = parts;
   const month = MONTHS.indexOf(mon);
   if (month < 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return null;
   return Date.UTC(y, month, d, hh, mm, ss) / 1000;
@@ -200,7 +189,7 @@ export function storability(
   }
   // RFC 9110 §12.5.5: Vary: * can never be matched, so storing it is pointless.
   const vary = fieldValue(resHeaders, 'vary');
-  if (vary !== undefined && vary.split(',').some((v) => v.trim() === '*')) return 'vary-star';
+  if (vary?.split(',').some((v) => v.trim() === '*')) return 'vary-star';
   // §3: explicit freshness, a heuristically cacheable status, public, or a validator to revalidate with.
   if (
     !hasExplicitFreshness(resHeaders, cc) &&

@@ -24,7 +24,7 @@ export interface UpstreamRequest {
 export interface BodyTee {
   write(chunk: Buffer): void;
   /** May resolve when the copy is durable (the store's commit). */
-  end(): void | Promise<unknown>;
+  end(): Promise<unknown> | undefined;
   abort(reason: string): void;
 }
 

@@ -313,7 +313,8 @@ export async function waitStored(
   timeoutMs = 10_000,
 ): Promise<void> {
   const { openCacheEnv } = await import('../../src/shared/cache-env.js');
-  const env = (envs[cacheDir] ??= openCacheEnv(cacheDir, 0));
+  envs[cacheDir] ??= openCacheEnv(cacheDir, 0);
+  const env = envs[cacheDir];
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     env.root.resetReadTxn();
