@@ -50,6 +50,8 @@ export const CACHE_NAME = 'cuttle';
 
 export class Cache {
   private readonly revalidating = new Set<string>();
+  /** Misses being fetched by this worker, with the requests waiting for them. */
+  private readonly inflight = new Map<string, Array<() => void>>();
   private readonly heuristic: { fraction: number; max: number };
 
   constructor(
@@ -68,7 +70,13 @@ export class Cache {
   }
 
   /** GET and HEAD: answer from the store when RFC 9111 allows, otherwise fetch (and store). */
-  serve(req: IncomingMessage, res: ServerResponse, makeUp: () => UpstreamRequest, key: string): void {
+  serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    makeUp: () => UpstreamRequest,
+    key: string,
+    mayWait = true,
+  ): void {
     const raw = req.rawHeaders;
     const rd = requestDirectives(raw);
     const found = rd.noStore ? { miss: 'uri-miss' as const } : this.store.lookup(key, raw);
@@ -99,6 +107,13 @@ export class Cache {
       }
     }
     if (rd.onlyIfCached) return this.onlyIfCachedMiss(req, res);
+    // Collapsed forwarding (Varnish's busy objects), within this worker: a GET that misses while another
+    // fetch of the same URL is under way waits for it, then looks again.
+    const waiting = this.inflight.get(key);
+    if (waiting && mayWait && req.method === 'GET' && !rd.noCache) {
+      waiting.push(() => this.serve(req, res, makeUp, key, false));
+      return;
+    }
     this.fetch(req, res, makeUp(), key, found.miss);
   }
 
@@ -158,9 +173,44 @@ export class Cache {
     why: CacheStatus['fwd'],
   ): void {
     const requestTime = nowSeconds();
+    const leader = req.method === 'GET' && !this.inflight.has(key);
+    if (leader) this.inflight.set(key, []);
+    const release = () => {
+      if (!leader) return;
+      const waiters = this.inflight.get(key) ?? [];
+      this.inflight.delete(key);
+      for (const w of waiters) w();
+    };
+    // A client that goes away before the response is decided must not strand the waiters.
+    if (leader) res.once('close', () => !res.writableFinished && release());
     this.upstream.forward(req, res, up, {
-      onHead: (status, raw) =>
-        this.storeOrPass(req, key, status, raw, requestTime, { fwd: why, fwdStatus: status }),
+      onHead: (status, raw) => {
+        const decision = this.storeOrPass(req, key, status, raw, requestTime, {
+          fwd: why,
+          fwdStatus: status,
+        });
+        const tee = decision.tee;
+        // Waiters go as soon as it is clear the response will not be stored, so uncacheable URLs never queue.
+        if (!tee) {
+          release();
+          return decision;
+        }
+        return {
+          ...decision,
+          tee: {
+            write: (c) => tee.write(c),
+            end: () => Promise.resolve(tee.end()).finally(release),
+            abort: (r) => {
+              tee.abort(r);
+              release();
+            },
+          },
+        };
+      },
+      onError: () => {
+        release();
+        return false;
+      },
     });
   }
 

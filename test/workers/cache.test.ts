@@ -482,3 +482,43 @@ describe('RFC 5861', () => {
     assert.notEqual(fresh.body.toString(), 'gen 1');
   });
 });
+
+describe('collapsed forwarding', () => {
+  it('sends one request to the origin for concurrent misses of a storable object in a worker', async () => {
+    const one = await startCuttle({ workers: 1 });
+    try {
+      const url = route((_q, res, n) => {
+        setTimeout(() => {
+          res.writeHead(200, { 'Cache-Control': 'max-age=60' });
+          res.end(`slow ${n}`);
+        }, 300);
+      });
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, () => viaProxy(one.port, url, { agent: false })),
+      );
+      for (const r of replies) assert.equal(r.body.toString(), 'slow 1');
+      assert.equal(hits(url), 1);
+    } finally {
+      await one.stop();
+    }
+  });
+
+  it('does not queue requests behind a response that will not be stored', async () => {
+    const one = await startCuttle({ workers: 1 });
+    try {
+      const url = route((_q, res, n) => {
+        setTimeout(() => {
+          res.writeHead(200, { 'Cache-Control': 'no-store' });
+          res.end(`private ${n}`);
+        }, 100);
+      });
+      const replies = await Promise.all(
+        Array.from({ length: 5 }, () => viaProxy(one.port, url, { agent: false })),
+      );
+      for (const r of replies) assert.equal(r.status, 200);
+      assert.equal(hits(url), 5);
+    } finally {
+      await one.stop();
+    }
+  });
+});
