@@ -10,8 +10,11 @@ import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 
 export interface StoredPolicyData {
+  /** Freshness lifetime, seconds. */
   lifetime: number;
+  /** must-revalidate, proxy-revalidate or s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10): never served stale. */
   mustRevalidate: boolean;
+  /** Unqualified no-cache (§5.2.2.4): validate before every reuse. */
   noCache: boolean;
   staleWhileRevalidate: number;
   staleIfError: number;

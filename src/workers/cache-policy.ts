@@ -2,6 +2,7 @@
  * Pure RFC 9111 (shared cache), RFC 5861 and RFC 9213 logic. Times are in seconds unless a name says ms.
  * Nothing here touches the store or the network, so every rule can be tested on its own.
  */
+import type { StoredPolicyData } from '../shared/cache-env.js';
 import { fieldValue, type RawHeaders } from './http-semantics.js';
 
 export type Directives = Map<string, string | true>;
@@ -229,16 +230,8 @@ export function requestDirectives(headers: RawHeaders): RequestDirectives {
   };
 }
 
-/** What the stored response allows once stale (§4.2.4, §5.2.2, RFC 5861). */
-export interface StoredPolicy {
-  lifetime: number;
-  /** must-revalidate, proxy-revalidate or s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10): never served stale. */
-  mustRevalidate: boolean;
-  /** Unqualified no-cache (§5.2.2.4): validate before every reuse. */
-  noCache: boolean;
-  staleWhileRevalidate: number;
-  staleIfError: number;
-}
+/** What the stored response allows once stale (§4.2.4, §5.2.2, RFC 5861); stored with the entry. */
+export type StoredPolicy = StoredPolicyData;
 
 export function storedPolicy(cc: Directives, lifetime: number): StoredPolicy {
   const noCache = cc.get('no-cache');
