@@ -195,17 +195,7 @@ export class Cache {
           release();
           return decision;
         }
-        return {
-          ...decision,
-          tee: {
-            write: (c) => tee.write(c),
-            end: () => Promise.resolve(tee.end()).finally(release),
-            abort: (r) => {
-              tee.abort(r);
-              release();
-            },
-          },
-        };
+        return { ...decision, tee: whenSettled(tee, release) };
       },
       onError: () => {
         release();
@@ -393,18 +383,8 @@ export class Cache {
           done();
           return { take: true };
         }
-        return {
-          take: true,
-          tee: {
-            write: (c) => tee.write(c),
-            // Held until the commit, so requests meanwhile do not start another revalidation.
-            end: () => Promise.resolve(tee.end()).finally(done),
-            abort: (r) => {
-              tee.abort(r);
-              done();
-            },
-          },
-        };
+        // Held until the commit, so requests meanwhile do not start another revalidation.
+        return { take: true, tee: whenSettled(tee, done) };
       },
       onError: () => {
         done();
@@ -433,6 +413,18 @@ export class Cache {
       },
     });
   }
+}
+
+/** The same tee, calling `settled` once its copy is committed or abandoned. */
+function whenSettled(tee: BodyTee, settled: () => void): BodyTee {
+  return {
+    write: (c) => tee.write(c),
+    end: () => Promise.resolve(tee.end()).finally(settled),
+    abort: (r) => {
+      tee.abort(r);
+      settled();
+    },
+  };
 }
 
 /** The cache key of a URI reference resolved against `base`, when it has the same origin (§4.4). */
