@@ -31,7 +31,7 @@ import {
 import { responseHeaders, sendError } from './deliver.js';
 import { ProxyError } from './errors.js';
 import type { BodyTee, HeadDecision, Upstream, UpstreamRequest } from './fetch.js';
-import { endToEndHeaders, fieldValue, type RawHeaders } from './http-semantics.js';
+import { endToEndHeaders, fieldValue, ifRangeAllows, parseRange, type RawHeaders } from './http-semantics.js';
 import type { Store } from './store.js';
 
 const CLIENT_VALIDATORS = new Set([
@@ -159,9 +159,35 @@ export class Cache {
       );
     } else h = h.slice();
     h.push('Age', ageText, 'Cache-Status', status, 'X-Cache', xcache);
+    if (req.method === 'GET' && e.status === 200 && this.sendRange(req, res, e, h)) return;
     res.writeHead(e.status, h);
     if (req.method === 'HEAD') res.end();
     else this.store.sendBody(e, res);
+  }
+
+  /** RFC 9110 §14: a single byte range answered from the stored body (206, or 416 when unsatisfiable). */
+  private sendRange(req: IncomingMessage, res: ServerResponse, e: StoredEntry, headers: RawHeaders): boolean {
+    const range = parseRange(fieldValue(req.rawHeaders, 'range'), e.size);
+    if (range === null) return false;
+    if (
+      !ifRangeAllows(fieldValue(req.rawHeaders, 'if-range'), e.etag, fieldValue(e.headers, 'last-modified'))
+    )
+      return false;
+    const h: RawHeaders = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i].toLowerCase() !== 'content-length') h.push(headers[i], headers[i + 1]);
+    }
+    if (range === 'unsatisfiable') {
+      h.push('Content-Range', `bytes */${e.size}`, 'Content-Length', '0');
+      res.writeHead(416, h);
+      res.end();
+      return true;
+    }
+    const { start, end } = range;
+    h.push('Content-Range', `bytes ${start}-${end}/${e.size}`, 'Content-Length', String(end - start + 1));
+    res.writeHead(206, h);
+    this.store.sendBody(e, res, start, end);
+    return true;
   }
 
   /** A miss: forward, and store while streaming when §3 allows. */

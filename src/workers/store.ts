@@ -166,13 +166,16 @@ export class Store {
    * Writes a stored body to the client. Large bodies go chunk by chunk with back-pressure, all read in one
    * read transaction so a concurrent replacement or eviction cannot pull chunks from under the stream.
    */
-  sendBody(entry: StoredEntry, res: ServerResponse): void {
+  sendBody(entry: StoredEntry, res: ServerResponse, start = 0, end = entry.size - 1): void {
     if (entry.body !== null || entry.chunks === 0) {
-      res.end(entry.body ?? undefined);
+      const body = entry.body ?? Buffer.alloc(0);
+      res.end(start === 0 && end === body.length - 1 ? body : body.subarray(start, end + 1));
       return;
     }
     const txn = this.env.root.useReadTransaction();
-    let i = 0;
+    // Chunks are exactly CHUNK_SIZE bytes (the last one shorter), so a range starts at a computable chunk.
+    let i = Math.floor(start / CHUNK_SIZE);
+    const last = Math.floor(end / CHUNK_SIZE);
     let open = true;
     const finish = () => {
       if (open) {
@@ -182,13 +185,17 @@ export class Store {
     };
     res.once('close', finish);
     const pump = (): void => {
-      while (open && i < entry.chunks) {
-        const chunk = this.env.bodies.get([entry.bodyId, i], { transaction: txn });
+      while (open && i <= last) {
+        let chunk = this.env.bodies.get([entry.bodyId, i], { transaction: txn });
         if (chunk === undefined) {
           this.log.error({ url: entry.url, chunk: i }, 'stored body chunk missing: cutting the response');
           finish();
           res.destroy();
           return;
+        }
+        const base = i * CHUNK_SIZE;
+        if (start > base || end < base + chunk.length - 1) {
+          chunk = chunk.subarray(Math.max(0, start - base), Math.min(chunk.length, end - base + 1));
         }
         i++;
         if (!res.write(chunk)) {
@@ -304,13 +311,16 @@ export class BodyWriter {
     }
     this.pending.push(chunk);
     this.pendingLen += chunk.length;
-    if (this.size > INLINE_MAX && this.pendingLen >= CHUNK_SIZE) this.flushChunk();
+    if (this.size > INLINE_MAX) while (this.pendingLen >= CHUNK_SIZE) this.flushChunk();
   }
 
+  /** Writes the next chunk: exactly CHUNK_SIZE bytes, or what is left at the end. */
   private flushChunk(): void {
-    const buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLen);
-    this.pending = [];
-    this.pendingLen = 0;
+    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLen);
+    const buf = all.length > CHUNK_SIZE ? all.subarray(0, CHUNK_SIZE) : all;
+    const rest = all.subarray(buf.length);
+    this.pending = rest.length > 0 ? [rest] : [];
+    this.pendingLen = rest.length;
     const put = this.store.env.bodies.put([this.id, this.chunks++], buf);
     // Handled here at once (finish() reports it), so a failed write is never an unhandled rejection.
     put.catch(silenceCommitError);

@@ -483,6 +483,43 @@ describe('RFC 5861', () => {
   });
 });
 
+describe('RFC 9110 §14 ranges from the cache', () => {
+  const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => i % 251));
+  for (const [label, size] of [
+    ['an inline body', 10_000],
+    ['a chunked body, across chunk boundaries', 1024 * 1024 + 123],
+  ] as const) {
+    it(`answers a single range from ${label} with 206`, async () => {
+      const body = pattern(size);
+      const url = route((_q, res) => {
+        res.writeHead(200, { 'Cache-Control': 'max-age=60', ETag: '"p"', 'Content-Length': String(size) });
+        res.end(body);
+      });
+      await prime(url);
+      for (const [range, start, end] of [
+        ['bytes=0-99', 0, 99],
+        ['bytes=262100-262200', 262100, 262200],
+        [`bytes=-50`, size - 50, size - 1],
+        [`bytes=${size - 10}-`, size - 10, size - 1],
+      ] as const) {
+        if (start >= size) continue;
+        const r = await get(url, { Range: range });
+        assert.equal(r.status, 206, range);
+        assert.equal(r.headers['content-range'], `bytes ${start}-${end}/${size}`);
+        assert.deepEqual(r.body, body.subarray(start, end + 1), range);
+        assert.match(status(r), /hit/);
+      }
+      const bad = await get(url, { Range: `bytes=${size}-` });
+      assert.equal(bad.status, 416);
+      assert.equal(bad.headers['content-range'], `bytes */${size}`);
+      const stale = await get(url, { Range: 'bytes=0-9', 'If-Range': '"other"' });
+      assert.equal(stale.status, 200);
+      assert.equal(stale.body.length, size);
+      assert.equal(hits(url), 1);
+    });
+  }
+});
+
 describe('collapsed forwarding', () => {
   it('sends one request to the origin for concurrent misses of a storable object in a worker', async () => {
     const one = await startCuttle({ workers: 1 });
