@@ -3,7 +3,7 @@
  * Nothing here touches the store or the network, so every rule can be tested on its own.
  */
 import type { StoredPolicyData } from '../shared/cache-env.js';
-import { fieldValue, type RawHeaders } from './http-semantics.js';
+import { fieldValue, filterFields, type RawHeaders } from './http-semantics.js';
 
 export type Directives = Map<string, string | true>;
 
@@ -386,12 +386,7 @@ export function updateHeaders(stored: RawHeaders, fresh: RawHeaders): RawHeaders
     const n = fresh[i].toLowerCase();
     if (!KEEP_ON_UPDATE.has(n)) replace.add(n);
   }
-  const out: RawHeaders = [];
-  for (let i = 0; i < stored.length; i += 2)
-    if (!replace.has(stored[i].toLowerCase())) out.push(stored[i], stored[i + 1]);
-  for (let i = 0; i < fresh.length; i += 2)
-    if (replace.has(fresh[i].toLowerCase())) out.push(fresh[i], fresh[i + 1]);
-  return out;
+  return [...filterFields(stored, (n) => !replace.has(n)), ...filterFields(fresh, (n) => replace.has(n))];
 }
 
 /** RFC 9111 §4.4: methods whose non-error responses invalidate stored responses. */

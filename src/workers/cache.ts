@@ -31,7 +31,14 @@ import {
 import { responseHeaders, sendError } from './deliver.js';
 import { ProxyError } from './errors.js';
 import type { BodyTee, HeadDecision, Upstream, UpstreamRequest } from './fetch.js';
-import { endToEndHeaders, fieldValue, ifRangeAllows, parseRange, type RawHeaders } from './http-semantics.js';
+import {
+  endToEndHeaders,
+  fieldValue,
+  filterFields,
+  ifRangeAllows,
+  parseRange,
+  type RawHeaders,
+} from './http-semantics.js';
 import type { Store } from './store.js';
 
 const CLIENT_VALIDATORS = new Set([
@@ -141,23 +148,17 @@ export class Cache {
     const xcache = `${cs.hit ? 'HIT' : 'MISS'} from ${this.name}`;
     const ageText = String(Math.floor(age));
     if (clientConditionalMatches(req.rawHeaders, e.etag, e.lastModified)) {
-      const h: RawHeaders = [];
-      for (let i = 0; i < e.headers.length; i += 2) {
-        if (NOT_MODIFIED_FIELDS.has(e.headers[i].toLowerCase())) h.push(e.headers[i], e.headers[i + 1]);
-      }
+      const h = filterFields(e.headers, (n) => NOT_MODIFIED_FIELDS.has(n));
       h.push('Age', ageText, 'Cache-Status', status, 'X-Cache', xcache);
       res.writeHead(304, h);
       res.end();
       return;
     }
-    let h = e.headers;
-    if (e.noCacheFields.length > 0) {
-      // §5.2.2.4: the qualified no-cache fields are not sent on reuse without revalidation.
-      const drop = new Set(e.noCacheFields);
-      h = h.filter((_, i) =>
-        i % 2 === 0 ? !drop.has(h[i].toLowerCase()) : !drop.has(h[i - 1].toLowerCase()),
-      );
-    } else h = h.slice();
+    // §5.2.2.4: the qualified no-cache fields are not sent on reuse without revalidation.
+    const h =
+      e.noCacheFields.length > 0
+        ? filterFields(e.headers, (n) => !e.noCacheFields.includes(n))
+        : e.headers.slice();
     h.push('Age', ageText, 'Cache-Status', status, 'X-Cache', xcache);
     if (req.method === 'GET' && e.status === 200 && this.sendRange(req, res, e, h)) return;
     res.writeHead(e.status, h);
@@ -173,10 +174,7 @@ export class Cache {
       !ifRangeAllows(fieldValue(req.rawHeaders, 'if-range'), e.etag, fieldValue(e.headers, 'last-modified'))
     )
       return false;
-    const h: RawHeaders = [];
-    for (let i = 0; i < headers.length; i += 2) {
-      if (headers[i].toLowerCase() !== 'content-length') h.push(headers[i], headers[i + 1]);
-    }
+    const h = filterFields(headers, (n) => n !== 'content-length');
     if (range === 'unsatisfiable') {
       h.push('Content-Range', `bytes */${e.size}`, 'Content-Length', '0');
       res.writeHead(416, h);
@@ -268,9 +266,7 @@ export class Cache {
     lifetime: number,
     cc: ReturnType<typeof responseDirectives>['cc'],
   ): StoredEntry {
-    const headers = responseHeaders(info.headers, this.via).filter(
-      (_, i, a) => !NOT_STORED_FIELDS.has((i % 2 === 0 ? a[i] : a[i - 1]).toLowerCase()),
-    );
+    const headers = filterFields(responseHeaders(info.headers, this.via), (n) => !NOT_STORED_FIELDS.has(n));
     // RFC 9110 §6.6.1: a response stored without Date gets the time it was received.
     if (fieldValue(info.headers, 'date') === undefined)
       headers.push('Date', formatHttpDate(Math.floor(info.responseTime)));
@@ -307,10 +303,7 @@ export class Cache {
 
   /** RFC 9111 §4.3.1: a conditional request with the stored validators; the client's own are set aside. */
   private conditional(up: UpstreamRequest, e: StoredEntry): UpstreamRequest {
-    const headers: RawHeaders = [];
-    for (let i = 0; i < up.headers.length; i += 2) {
-      if (!CLIENT_VALIDATORS.has(up.headers[i].toLowerCase())) headers.push(up.headers[i], up.headers[i + 1]);
-    }
+    const headers = filterFields(up.headers, (n) => !CLIENT_VALIDATORS.has(n));
     if (e.etag !== undefined) headers.push('If-None-Match', e.etag);
     if (e.lastModified !== null) headers.push('If-Modified-Since', formatHttpDate(e.lastModified));
     return { ...up, headers };

@@ -3,7 +3,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../shared/logger.js';
-import { errorBody, type ProxyError } from './errors.js';
+import { errorBody, errorHeaders, type ProxyError } from './errors.js';
 import { appendVia, endToEndHeaders, fieldValue, type RawHeaders } from './http-semantics.js';
 import { hasRequestBody } from './recv.js';
 
@@ -40,16 +40,7 @@ export function sendError(
     return;
   }
   const body = errorBody(err);
-  const headers: RawHeaders = [
-    'Content-Type',
-    'text/plain; charset=utf-8',
-    'Content-Length',
-    String(Buffer.byteLength(body)),
-    'X-Squid-Error',
-    err.squidError,
-    'Via',
-    via,
-  ];
+  const headers = errorHeaders(err, body, via);
   // An unread request body would otherwise have to be drained before the connection could be reused.
   if (!req.complete && hasRequestBody(req.headers)) headers.push('Connection', 'close');
   res.writeHead(err.status, headers);

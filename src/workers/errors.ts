@@ -67,12 +67,25 @@ export function errorBody(err: ProxyError): string {
   return `${err.status} ${STATUS_CODES[err.status] ?? ''}\n${err.squidError.split(' ')[0]}: ${err.message}\n`;
 }
 
+/** The header fields of every error response, whichever way it is written. */
+export function errorHeaders(err: ProxyError, body: string, via: string): string[] {
+  return [
+    'Content-Type',
+    'text/plain; charset=utf-8',
+    'Content-Length',
+    String(Buffer.byteLength(body)),
+    'X-Squid-Error',
+    err.squidError,
+    'Via',
+    via,
+  ];
+}
+
 /** A whole response as bytes, for sockets that have no ServerResponse (parse errors, CONNECT). */
 export function rawErrorResponse(err: ProxyError, via: string): string {
   const body = errorBody(err);
-  return (
-    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\n` +
-    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-    `X-Squid-Error: ${err.squidError}\r\nVia: ${via}\r\nConnection: close\r\n\r\n${body}`
-  );
+  const h = [...errorHeaders(err, body, via), 'Connection', 'close'];
+  let head = `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\n`;
+  for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+  return `${head}\r\n${body}`;
 }

@@ -40,12 +40,13 @@ export function connectionOptions(raw: RawHeaders): Set<string> | null {
  */
 export function endToEndHeaders(raw: RawHeaders, drop?: ReadonlySet<string>): RawHeaders {
   const named = connectionOptions(raw);
+  return filterFields(raw, (name) => !HOP_BY_HOP.has(name) && !named?.has(name) && !drop?.has(name));
+}
+
+/** The fields whose lower-cased name passes `keep`, in order, duplicates included. */
+export function filterFields(raw: RawHeaders, keep: (lowerName: string) => boolean): RawHeaders {
   const out: RawHeaders = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    if (HOP_BY_HOP.has(name) || named?.has(name) || drop?.has(name)) continue;
-    out.push(raw[i], raw[i + 1]);
-  }
+  for (let i = 0; i < raw.length; i += 2) if (keep(raw[i].toLowerCase())) out.push(raw[i], raw[i + 1]);
   return out;
 }
 

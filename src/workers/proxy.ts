@@ -60,7 +60,6 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     log,
     via: via11,
     check: access.connect,
-    invalid: invalidRequest,
   });
   const t = config.timeouts;
   let draining = false;

@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { type ProxyError, rawErrorResponse, upstreamError } from './errors.js';
+import { invalidRequest, type ProxyError, rawErrorResponse, upstreamError } from './errors.js';
 import { parseAuthority } from './recv.js';
 
 export interface TunnelDeps {
@@ -15,7 +15,6 @@ export interface TunnelDeps {
   via: string;
   /** Returns why the client may not tunnel there, or null. */
   check: (req: IncomingMessage, port: number) => ProxyError | null;
-  invalid: (why: string) => ProxyError;
 }
 
 export class Tunnels {
@@ -35,7 +34,7 @@ export class Tunnels {
       else client.destroy();
     };
     const auth = parseAuthority(req.url ?? '');
-    if (typeof auth === 'string') return fail(this.deps.invalid(`CONNECT target: ${auth}`));
+    if (typeof auth === 'string') return fail(invalidRequest(`CONNECT target: ${auth}`));
     const denied = this.deps.check(req, auth.port);
     if (denied) return fail(denied);
 
