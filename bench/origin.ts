@@ -6,8 +6,12 @@
  *   /reval/<size>   max-age=0 with an ETag; If-None-Match → 304
  *   /slow/<size>    max-age=3600 after 200 ms (the coalesce scenario)
  *   /__count?p=/x   how many requests reached a path
+ * It listens twice, on plain HTTP and on TLS (the connect scenario's tunnels end there), and prints both
+ * ports as one JSON line.
  */
-import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type RequestListener } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { parseSize } from '../src/shared/units.js';
 
 const bodies = new Map<string, Buffer>();
@@ -21,7 +25,7 @@ const body = (size: string) => {
 };
 const counts = new Map<string, number>();
 
-const server = createServer((req, res) => {
+const handler: RequestListener = (req, res) => {
   const url = req.url ?? '/';
   if (url.startsWith('/__count')) {
     res.end(String(counts.get(new URL(url, 'http://x').searchParams.get('p') ?? '') ?? 0));
@@ -53,7 +57,14 @@ const server = createServer((req, res) => {
     return;
   }
   send('max-age=3600');
-});
-server.listen(0, '127.0.0.1', () => {
-  process.stdout.write(`${(server.address() as { port: number }).port}\n`);
-});
+};
+
+const fixture = (name: string) => readFileSync(new URL(`../../bench/fixtures/${name}`, import.meta.url));
+const plain = createServer(handler);
+const tls = createTlsServer({ key: fixture('origin-key.pem'), cert: fixture('origin-cert.pem') }, handler);
+const listening = (s: typeof plain | typeof tls) =>
+  new Promise<number>((resolve) =>
+    s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port)),
+  );
+const [http, https] = await Promise.all([listening(plain), listening(tls)]);
+process.stdout.write(`${JSON.stringify({ http, https })}\n`);

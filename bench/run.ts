@@ -1,44 +1,59 @@
 /**
- * `npm run bench`: cuttle through its real CLI (a real cluster) in front of a local origin, driven by
- * autocannon (or wrk with --tool wrk). Verifies that hits are hits and that bodies are right; reports
- * req/s, MB/s, latency percentiles, errors and peak RSS; writes JSON and an SVG chart to bench/results/.
+ * `npm run bench`: cuttle through its real CLI (a real cluster) in front of a local origin, side by side
+ * with whichever of Squid, nginx and Varnish are installed, in alternating rounds. Verifies that hits are
+ * hits and that bodies are right; reports req/s, MB/s, latency percentiles, errors and peak RSS, as medians
+ * over the rounds with the ratio cuttle/peer; writes JSON and an SVG chart to bench/results/.
+ * It fails only when the bench itself broke (a server did not start, wrong bytes were served), never on speed.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { createRequire } from 'node:module';
-import { cpus } from 'node:os';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseSize } from '../src/shared/units.js';
 import { VERSION } from '../src/shared/version.js';
-import { startCuttle, treeRss } from '../test/helpers/cuttle.js';
 import { chartSvg } from './chart.js';
+import { type Figures, load, probe, rightBody, tunnelLoad } from './load.js';
+import {
+  installPeers,
+  type OriginPorts,
+  PEERS,
+  type Peer,
+  peerVersion,
+  type System,
+  startCuttleSystem,
+  startPeer,
+} from './systems.js';
+
+export interface Run extends Figures {
+  system: string;
+  scenario: string;
+  round: number;
+  peakRssMb: number;
+}
 
 interface Scenario {
   name: string;
   path: string;
   bytes: number;
-  /** What Cache-Status must say once warmed. */
+  /** What cuttle's Cache-Status must say once warmed. */
   expect: RegExp;
+  /** Whether a peer must answer it from its cache. */
+  hit: boolean;
 }
 
-export interface Figures {
-  scenario: string;
-  tool: string;
-  requestsPerSec: number;
-  mbPerSec: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  mismatches: number;
-  peakRssMb: number;
-  note?: string;
-}
+const USAGE = `npm run bench -- [options]
+  --quick                 short runs (2 s, 1 round); what CI runs
+  --workers N             cuttle workers (default 2)
+  --connections N         concurrent connections (default 64)
+  --duration SECONDS      per scenario and system (default 10, quick 2)
+  --rounds N              alternating rounds (default 3, quick 1)
+  --tool autocannon|wrk   load generator (default autocannon)
+  --compare LIST          peers: squid,nginx,varnish or none (default: those installed)
+  --scenarios LIST        a subset of: ${'hit-1k,hit-16k,hit-256k,hit-1m,miss-1k,revalidate-1k,connect,coalesce'}
+  --install-peers         apt-get install squid nginx varnish wrk first
+`;
 
 const { values } = parseArgs({
   options: {
@@ -46,265 +61,361 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '2' },
     connections: { type: 'string', default: '64' },
     duration: { type: 'string' },
+    rounds: { type: 'string' },
     tool: { type: 'string', default: 'autocannon' },
+    compare: { type: 'string' },
+    scenarios: { type: 'string' },
+    'install-peers': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  process.stdout.write(
-    'npm run bench -- [--quick] [--workers N] [--connections N] [--duration SECONDS] [--tool autocannon|wrk]\n',
-  );
+  process.stdout.write(USAGE);
   process.exit(0);
 }
-const quick = Boolean(values.quick);
-const duration = Number(values.duration ?? (quick ? 2 : 10));
-const connections = Number(values.connections);
-const tool = String(values.tool);
-if (tool !== 'autocannon' && tool !== 'wrk') fail(`unknown --tool ${tool}`);
-if (tool === 'wrk' && spawnSync('wrk', ['--version']).error)
-  fail('--tool wrk: wrk is not installed (apt-get install wrk)');
-
-const SCENARIOS: Scenario[] = [
-  ...['1k', '16k', '256k', '1m'].map((s) => ({
-    name: `hit-${s}`,
-    path: `/hit/${s}`,
-    bytes: parseSize(s),
-    expect: /; hit/,
-  })),
-  { name: 'miss-1k', path: '/miss/1k', bytes: 1024, expect: /fwd=uri-miss.*not stored: no-store/ },
-  { name: 'revalidate-1k', path: '/reval/1k', bytes: 1024, expect: /fwd=stale; fwd-status=304/ },
-];
 
 function fail(message: string): never {
   process.stderr.write(`bench: ${message}\n`);
   process.exit(1);
 }
-
-function log(line: string): void {
+const log = (line: string) => {
+  if (process.stdout.isTTY) process.stdout.write('\x1b[2K\r');
   process.stdout.write(`${line}\n`);
-}
+};
+const positive = (name: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) fail(`--${name} must be a positive whole number, not "${v}"`);
+  return n;
+};
 
-async function startOrigin(): Promise<{ port: number; stop: () => void }> {
+const quick = Boolean(values.quick);
+const duration = positive('duration', values.duration ?? (quick ? '2' : '10'));
+const rounds = positive('rounds', values.rounds ?? (quick ? '1' : '3'));
+const connections = positive('connections', values.connections ?? '64');
+const workers = positive('workers', values.workers ?? '2');
+const tool = values.tool as 'autocannon' | 'wrk';
+if (tool !== 'autocannon' && tool !== 'wrk') fail(`unknown --tool ${tool} (autocannon or wrk)`);
+if (values['install-peers']) {
+  try {
+    installPeers(log);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}
+if (tool === 'wrk' && spawnSync('wrk', ['--version']).error)
+  fail('--tool wrk: wrk is not installed (apt-get install wrk, or --install-peers)');
+
+const peerVersions = Object.fromEntries(PEERS.map((p) => [p, peerVersion(p)])) as Record<Peer, string | null>;
+const peers: Peer[] = (() => {
+  if (values.compare === undefined) return PEERS.filter((p) => peerVersions[p] !== null);
+  if (values.compare === 'none' || values.compare === '') return [];
+  return values.compare.split(',').map((p) => {
+    if (!PEERS.includes(p as Peer)) fail(`--compare: unknown peer "${p}" (squid, nginx, varnish or none)`);
+    if (peerVersions[p as Peer] === null) fail(`--compare: ${p} is not installed (try --install-peers)`);
+    return p as Peer;
+  });
+})();
+
+const SIZES = ['1k', '16k', '256k', '1m'];
+const ALL_SCENARIOS: Scenario[] = [
+  ...SIZES.map((s) => ({
+    name: `hit-${s}`,
+    path: `/hit/${s}`,
+    bytes: parseSize(s),
+    expect: /; hit/,
+    hit: true,
+  })),
+  {
+    name: 'miss-1k',
+    path: '/miss/1k',
+    bytes: 1024,
+    expect: /fwd=uri-miss.*not stored: no-store/,
+    hit: false,
+  },
+  { name: 'revalidate-1k', path: '/reval/1k', bytes: 1024, expect: /fwd=stale; fwd-status=304/, hit: false },
+  // The origin answers /hit/256k on TLS too; through a tunnel the proxy sees only bytes.
+  { name: 'connect', path: '/hit/256k', bytes: 256 * 1024, expect: /.*/, hit: false },
+];
+const wanted = values.scenarios?.split(',');
+for (const w of wanted ?? [])
+  if (w !== 'coalesce' && !ALL_SCENARIOS.some((s) => s.name === w))
+    fail(`--scenarios: unknown scenario "${w}"`);
+const scenarios = ALL_SCENARIOS.filter((s) => !wanted || wanted.includes(s.name));
+const withCoalesce = !wanted || wanted.includes('coalesce');
+
+const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+mkdirSync(resultsDir, { recursive: true });
+const scratch = mkdtempSync(join(tmpdir(), 'cuttle-bench-'));
+// Squid and nginx workers run as unprivileged users and must reach their dirs inside.
+chmodSync(scratch, 0o755);
+
+async function startOrigin(): Promise<OriginPorts & { stop: () => void }> {
   const file = fileURLToPath(new URL('./origin.js', import.meta.url));
   const proc = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+  const ports = await new Promise<OriginPorts>((resolve, reject) => {
+    proc.stdout.once('data', (d) => resolve(JSON.parse(String(d)) as OriginPorts));
     proc.once('exit', (code) => reject(new Error(`origin exited with ${code}`)));
   });
-  return { port, stop: () => proc.kill() };
+  return { ...ports, stop: () => proc.kill() };
 }
 
-/** One request through the proxy; returns status, Cache-Status and the body. */
-function probe(
-  proxyPort: number,
-  url: string,
-): Promise<{ status: number; cacheStatus: string; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: proxyPort, path: url, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          cacheStatus: String(res.headers['cache-status']),
-          body: Buffer.concat(chunks),
-        }),
-      );
-    });
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error('probe timed out')));
-    req.end();
-  });
+function originCount(port: number, path: string): Promise<number> {
+  return probe(port, `/__count?p=${encodeURIComponent(path)}`).then((r) => Number(r.body.toString()));
 }
 
-const rightBody = (b: Buffer, bytes: number) => b.length === bytes && b.every((x) => x === 0x78);
+const targetFor = (sys: System, origin: OriginPorts, path: string) =>
+  sys.forward ? `http://127.0.0.1:${origin.http}${path}` : path;
 
-interface AutocannonResult {
-  requests: { average: number };
-  throughput: { average: number };
-  latency: { p50: number; p99: number; p99_9?: number; p999?: number };
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  mismatches?: number;
+/** Warms the object and checks that the system now answers it as it should, with the right body. */
+async function warm(sys: System, origin: OriginPorts, s: Scenario): Promise<string | null> {
+  const target = targetFor(sys, origin, s.path);
+  await probe(sys.port, target);
+  await new Promise((r) => setTimeout(r, 300));
+  const r = await probe(sys.port, target);
+  if (!rightBody(r.body, s.bytes)) return `wrong body after warming (${r.body.length} bytes)`;
+  if (sys.name === 'cuttle' && !s.expect.test(String(r.headers['cache-status'])))
+    return `expected Cache-Status ${s.expect}, got "${r.headers['cache-status']}"`;
+  if (s.hit && !sys.isHit(r.headers)) return 'not a hit after warming';
+  return null;
 }
-type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
-const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
 
-async function load(
-  proxyPort: number,
-  url: string,
-  bytes: number,
-): Promise<Omit<Figures, 'scenario' | 'peakRssMb'>> {
-  if (tool === 'wrk') {
-    const script = join(resultsDir, 'path.lua');
-    writeFileSync(script, `wrk.path = "${url}"\n`);
-    const r = spawnSync(
-      'wrk',
-      [
-        '-t1',
-        `-c${connections}`,
-        `-d${duration}s`,
-        '--latency',
-        '-s',
-        script,
-        `http://127.0.0.1:${proxyPort}/`,
-      ],
-      {
-        encoding: 'utf8',
-      },
+function progressBar(sys: string, scenario: string, round: number) {
+  if (!process.stdout.isTTY) return undefined;
+  return (elapsed: number, requests: number | null) => {
+    const width = 24;
+    const filled = Math.min(width, Math.round((elapsed / duration) * width));
+    const rate = requests !== null && elapsed > 0 ? `  ${Math.round(requests / elapsed)} req/s` : '';
+    process.stdout.write(
+      `\x1b[2K\r  ${sys.padEnd(8)} ${scenario.padEnd(14)} round ${round}/${rounds} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${elapsed.toFixed(1)}/${duration} s${rate}`,
     );
-    const num = (re: RegExp) => Number(re.exec(r.stdout)?.[1] ?? 0);
-    const ms = (re: RegExp) => {
-      const m = re.exec(r.stdout);
-      if (!m) return 0;
-      const unit = m[2];
-      return Number(m[1]) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : 1);
-    };
-    const rps = num(/Requests\/sec:\s+([\d.]+)/);
-    return {
-      tool: 'wrk',
-      requestsPerSec: rps,
-      mbPerSec: (rps * bytes) / 1e6,
-      p50: ms(/50%\s+([\d.]+)(us|ms|s)/),
-      p99: ms(/99%\s+([\d.]+)(us|ms|s)/),
-      p999: 0,
-      errors: num(/Socket errors: connect (\d+)/),
-      timeouts: num(/timeout (\d+)/),
-      non2xx: num(/Non-2xx or 3xx responses: (\d+)/),
-      mismatches: 0,
-      note: 'wrk reports no p99.9; bodies verified after the run',
-    };
-  }
-  const r = await autocannon({
-    url: `http://127.0.0.1:${proxyPort}`,
-    connections,
-    duration,
-    requests: [{ method: 'GET', path: url }],
-    verifyBody: (body: string) => body.length === bytes,
-  });
-  return {
-    tool: 'autocannon',
-    requestsPerSec: r.requests.average,
-    mbPerSec: r.throughput.average / 1e6,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    p999: r.latency.p99_9 ?? r.latency.p999 ?? 0,
-    errors: r.errors,
-    timeouts: r.timeouts,
-    non2xx: r.non2xx,
-    mismatches: r.mismatches ?? 0,
   };
 }
 
 /** 500 concurrent requests for one cold object; how many reached the origin. */
-async function coalesce(proxyPort: number, originPort: number): Promise<Figures> {
-  const path = `/slow/1k?c=${Date.now()}`;
-  const url = `http://127.0.0.1:${originPort}${path}`;
+async function coalesce(sys: System, origin: OriginPorts, round: number): Promise<Run> {
+  const path = `/slow/1k?c=${sys.name}-${round}-${Date.now()}`;
+  const target = targetFor(sys, origin, path);
+  const n = quick ? 100 : 500;
   const started = Date.now();
-  const results = await Promise.allSettled(
-    Array.from({ length: quick ? 100 : 500 }, () => probe(proxyPort, url)),
-  );
+  const results = await Promise.allSettled(Array.from({ length: n }, () => probe(sys.port, target)));
   const seconds = (Date.now() - started) / 1000;
   const ok = results.filter(
     (r) => r.status === 'fulfilled' && r.value.status === 200 && rightBody(r.value.body, 1024),
-  );
-  const reached = await new Promise<number>((resolve, reject) => {
-    request(
-      { host: '127.0.0.1', port: originPort, path: `/__count?p=${encodeURIComponent(path)}` },
-      (res) => {
-        let t = '';
-        res.on('data', (d) => {
-          t += d;
-        });
-        res.on('end', () => resolve(Number(t)));
-      },
-    )
-      .on('error', reject)
-      .end();
-  });
+  ).length;
+  const reached = await originCount(origin.http, path);
   return {
+    system: sys.name,
     scenario: 'coalesce',
+    round,
     tool: 'node:http',
-    requestsPerSec: results.length / seconds,
-    mbPerSec: (ok.length * 1024) / seconds / 1e6,
+    requestsPerSec: n / seconds,
+    mbPerSec: (ok * 1024) / seconds / 1e6,
     p50: 0,
     p99: 0,
     p999: 0,
-    errors: results.length - ok.length,
+    errors: n - ok,
     timeouts: 0,
     non2xx: 0,
     mismatches: 0,
     peakRssMb: 0,
-    note: `${results.length} concurrent requests, ${reached} reached the origin`,
+    note: `${n} concurrent requests, ${reached} reached the origin`,
   };
 }
 
-const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-mkdirSync(resultsDir, { recursive: true });
-
-const origin = await startOrigin().catch((e: Error) => fail(`origin did not start: ${e.message}`));
-const cuttle = await startCuttle({ workers: Number(values.workers), logLevel: 'warn' }).catch((e: Error) =>
-  fail(`cuttle did not start: ${e.message}`),
-);
-const figures: Figures[] = [];
-let broken = false;
-try {
-  log(
-    `cuttle ${VERSION}, ${values.workers} workers, ${tool}, ${connections} connections, ${duration} s per scenario`,
-  );
-  for (const s of SCENARIOS) {
-    const url = `http://127.0.0.1:${origin.port}${s.path}`;
-    await probe(cuttle.port, url);
-    await new Promise((r) => setTimeout(r, 300));
-    const warm = await probe(cuttle.port, url);
-    if (!s.expect.test(warm.cacheStatus)) {
-      log(`${s.name}: expected Cache-Status ${s.expect}, got "${warm.cacheStatus}"`);
-      broken = true;
-    }
-    if (!rightBody(warm.body, s.bytes)) {
-      log(`${s.name}: wrong body (${warm.body.length} bytes)`);
-      broken = true;
-    }
-    if (process.stdout.isTTY) process.stdout.write(`  running ${s.name} for ${duration} s…\r`);
-    const pid = cuttle.proc.pid as number;
-    let peak = treeRss(pid);
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, treeRss(pid));
-    }, 200);
-    const f = await load(cuttle.port, url, s.bytes);
-    clearInterval(sampler);
-    const after = await probe(cuttle.port, url);
-    if (!rightBody(after.body, s.bytes) || f.mismatches > 0) {
-      log(`${s.name}: wrong bytes served (${f.mismatches} mismatches)`);
-      broken = true;
-    }
-    figures.push({ scenario: s.name, ...f, peakRssMb: Math.round(peak / 1e6) });
-    log(row(figures[figures.length - 1]));
-  }
-  const c = await coalesce(cuttle.port, origin.port);
-  figures.push(c);
-  log(row(c));
-} finally {
-  await cuttle.stop();
-  origin.stop();
+function row(r: Run): string {
+  const n = (x: number, d = 0) => x.toFixed(d).padStart(9);
+  return `${r.system.padEnd(8)} ${r.scenario.padEnd(14)}${n(r.requestsPerSec)} req/s${n(r.mbPerSec, 1)} MB/s  p50 ${n(r.p50, 2)} ms  p99 ${n(r.p99, 2)} ms  p99.9 ${n(r.p999, 2)} ms  err ${r.errors}/${r.timeouts}/${r.non2xx}  rss ${r.peakRssMb} MB  [${r.tool}]${r.note ? `  ${r.note}` : ''}`;
 }
 
-function row(f: Figures): string {
-  const n = (x: number, d = 0) => x.toFixed(d).padStart(9);
-  return `${f.scenario.padEnd(14)}${n(f.requestsPerSec)} req/s${n(f.mbPerSec, 1)} MB/s  p50 ${n(f.p50, 2)} ms  p99 ${n(f.p99, 2)} ms  p99.9 ${n(f.p999, 2)} ms  err ${f.errors}/${f.timeouts}/${f.non2xx}  rss ${f.peakRssMb} MB  [${f.tool}]${f.note ? `  ${f.note}` : ''}`;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Medians over the rounds, one per system and scenario; counts of errors are summed, RSS is the peak. */
+export function medians(runs: Run[]): Run[] {
+  const groups = new Map<string, Run[]>();
+  for (const r of runs) {
+    const k = `${r.system}\0${r.scenario}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const pick = (f: (r: Run) => number) => median(g.map(f));
+    const sum = (f: (r: Run) => number) => g.reduce((a, r) => a + f(r), 0);
+    return {
+      ...g[0],
+      round: 0,
+      requestsPerSec: pick((r) => r.requestsPerSec),
+      mbPerSec: pick((r) => r.mbPerSec),
+      p50: pick((r) => r.p50),
+      p99: pick((r) => r.p99),
+      p999: pick((r) => r.p999),
+      errors: sum((r) => r.errors),
+      timeouts: sum((r) => r.timeouts),
+      non2xx: sum((r) => r.non2xx),
+      mismatches: sum((r) => r.mismatches),
+      peakRssMb: Math.max(...g.map((r) => r.peakRssMb)),
+      note: g.length > 1 ? `median of ${g.length}` : g[0].note,
+    };
+  });
+}
+
+function compareTable(meds: Run[], systems: string[]): string[] {
+  const find = (sys: string, sc: string) => meds.find((m) => m.system === sys && m.scenario === sc);
+  const names = [...new Set(meds.map((m) => m.scenario))];
+  const cols = systems.map((s) => s.padStart(12)).join('');
+  const ratios = systems
+    .slice(1)
+    .map((s) => `c/${s}`.padStart(10))
+    .join('');
+  const lines = [`${'scenario'.padEnd(14)} ${cols}  ${ratios}   (req/s, then p99 ms; c = cuttle)`];
+  for (const sc of names) {
+    const c = find('cuttle', sc);
+    const rps = systems.map((s) => (find(s, sc) ? Math.round(find(s, sc)?.requestsPerSec ?? 0) : '—'));
+    const p99 = systems.map((s) => (find(s, sc) ? (find(s, sc)?.p99 ?? 0).toFixed(1) : '—'));
+    const rat = systems.slice(1).map((s) => {
+      const p = find(s, sc);
+      return (
+        p && c && p.requestsPerSec > 0 ? `${(c.requestsPerSec / p.requestsPerSec).toFixed(2)}×` : '—'
+      ).padStart(10);
+    });
+    lines.push(`${sc.padEnd(14)} ${rps.map((x) => String(x).padStart(12)).join('')}  ${rat.join('')}`);
+    if (sc !== 'coalesce') lines.push(`${''.padEnd(14)} ${p99.map((x) => String(x).padStart(12)).join('')}`);
+    else
+      lines.push(
+        `${'  at origin'.padEnd(14)} ${systems.map((s) => String(/(\d+) reached/.exec(find(s, sc)?.note ?? '')?.[1] ?? '—').padStart(12)).join('')}`,
+      );
+  }
+  return lines;
+}
+
+// ---- the run ----
+
+const origin = await startOrigin().catch((e: Error) => fail(`origin did not start: ${e.message}`));
+const systems: System[] = [];
+const runs: Run[] = [];
+let broken = false;
+const warmed = new Set<string>();
+const breaks = (what: string) => {
+  log(`BROKEN: ${what}`);
+  broken = true;
+};
+try {
+  systems.push(await startCuttleSystem(workers, origin));
+  for (const p of peers) systems.push(await startPeer(p, scratch, origin));
+  log(
+    `cuttle ${VERSION} (${workers} workers)${peers.map((p) => `, ${p} ${peerVersions[p]}`).join('')} · ${tool}, ${connections} connections, ${duration} s per run, ${rounds} round${rounds > 1 ? 's' : ''}`,
+  );
+  for (let round = 1; round <= rounds; round++) {
+    for (const sys of systems) {
+      try {
+        await runScenarios(sys, round);
+      } catch (e) {
+        breaks(`${sys.name}: ${(e as Error).message}`);
+      }
+    }
+  }
+} catch (e) {
+  breaks((e as Error).message);
+} finally {
+  for (const s of systems) await s.stop().catch(() => {});
+  origin.stop();
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+async function runScenarios(sys: System, round: number): Promise<void> {
+  for (const s of scenarios) {
+    if (s.name === 'connect' && !sys.forward) continue;
+    const target = targetFor(sys, origin, s.path);
+    if (s.name !== 'connect' && !warmed.has(`${sys.name} ${s.name}`)) {
+      const problem = await warm(sys, origin, s);
+      warmed.add(`${sys.name} ${s.name}`);
+      // A peer that does not cache an object is reported, not a broken bench: that is its behaviour.
+      if (problem && (sys.name === 'cuttle' || problem.startsWith('wrong body')))
+        breaks(`${sys.name} ${s.name}: ${problem}`);
+      else if (problem) log(`note: ${sys.name} ${s.name}: ${problem}`);
+    }
+    let peak = sys.rss();
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, sys.rss());
+    }, 200);
+    const opts = {
+      port: sys.port,
+      target,
+      bytes: s.bytes,
+      connections,
+      duration,
+      tool,
+      scratchDir: scratch,
+      progress: progressBar(sys.name, s.name, round),
+    };
+    const f =
+      s.name === 'connect'
+        ? await tunnelLoad({ ...opts, tlsPort: origin.https, path: s.path })
+        : await load(opts);
+    clearInterval(sampler);
+    if (s.name !== 'connect') {
+      const after = await probe(sys.port, target);
+      if (!rightBody(after.body, s.bytes)) breaks(`${sys.name} ${s.name}: wrong body after the run`);
+    }
+    if (f.mismatches > 0) breaks(`${sys.name} ${s.name}: ${f.mismatches} responses with wrong bytes`);
+    if (s.name === 'connect' && f.errors > 0) breaks(`${sys.name} connect: ${f.note}`);
+    const r: Run = { system: sys.name, scenario: s.name, round, ...f, peakRssMb: Math.round(peak / 1e6) };
+    runs.push(r);
+    log(row(r));
+  }
+  if (withCoalesce) {
+    const c = await coalesce(sys, origin, round);
+    runs.push(c);
+    log(row(c));
+  }
+}
+
+const meds = medians(runs);
+const names = systems.map((s) => s.name);
+if (runs.length > 0) {
+  log('');
+  log(`medians over ${rounds} round${rounds > 1 ? 's' : ''} (${tool}):`);
+  for (const l of compareTable(meds, names)) log(l);
 }
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-const machine = { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version };
+const machine = {
+  cores: cpus().length,
+  cpu: cpus()[0]?.model,
+  node: process.version,
+  kernel: release(),
+};
+const versions = Object.fromEntries(systems.map((s) => [s.name, s.version]));
 const json = join(resultsDir, `${stamp}.json`);
 writeFileSync(
   json,
-  JSON.stringify({ version: VERSION, quick, tool, connections, duration, machine, figures }, null, 2),
+  JSON.stringify(
+    {
+      version: VERSION,
+      quick,
+      tool,
+      connections,
+      duration,
+      rounds,
+      workers,
+      machine,
+      versions,
+      medians: meds,
+      runs,
+    },
+    null,
+    2,
+  ),
 );
 writeFileSync(
   join(resultsDir, `${stamp}.svg`),
-  chartSvg(figures, `cuttle ${VERSION} · ${tool} · ${machine.cores} cores · Node ${machine.node}`),
+  chartSvg(
+    meds,
+    names,
+    `cuttle ${VERSION} vs ${names.slice(1).join(', ') || 'itself'} · ${tool} -c${connections} · ${machine.cores} cores · Node ${machine.node}`,
+  ),
 );
 log(`results: ${json} (and .svg)`);
-if (broken) fail('the bench found wrong responses (see above)');
+if (broken) fail('the bench broke (see BROKEN above)');

@@ -118,7 +118,8 @@ export class Cache {
     // fetch of the same URL is under way waits for it, then looks again.
     const waiting = this.inflight.get(key);
     if (waiting && mayWait && req.method === 'GET' && !rd.noCache) {
-      waiting.push(() => this.serve(req, res, makeUp, key, false));
+      // A waiter whose client left meanwhile is dropped: it must not become the next fetch's leader.
+      waiting.push(() => !res.destroyed && this.serve(req, res, makeUp, key, false));
       return;
     }
     this.fetch(req, res, makeUp(), key, found.miss);
@@ -196,6 +197,8 @@ export class Cache {
     key: string,
     why: CacheStatus['fwd'],
   ): void {
+    // Nothing to fetch for a client that is gone, and a leader with no client would never release its waiters.
+    if (res.destroyed) return;
     const requestTime = nowSeconds();
     const leader = req.method === 'GET' && !this.inflight.has(key);
     if (leader) this.inflight.set(key, []);
@@ -376,7 +379,7 @@ export class Cache {
     if (this.revalidating.has(key)) return;
     this.revalidating.add(key);
     void this.store
-      .claimRevalidation(key, this.config.timeouts.response + this.config.timeouts.read)
+      .claimRevalidation(key, this.config.timeouts.response + this.config.timeouts.read, e)
       .then((mine) => {
         if (mine) this.backgroundFetch(key, e, up);
         else this.revalidating.delete(key);

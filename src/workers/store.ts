@@ -213,13 +213,17 @@ export class Store {
    * RFC 5861 §3 "once per object" across workers: claims the background revalidation of `key` in the shared
    * store. Resolves true for the one worker that may go ahead; a claim older than `ttlMs` is presumed dead.
    */
-  async claimRevalidation(key: string, ttlMs: number): Promise<boolean> {
+  async claimRevalidation(key: string, ttlMs: number, seen: StoredEntry): Promise<boolean> {
     const marker = `revalidating\u0000${key}`;
     try {
       return await this.env.uses.transaction(() => {
         const now = Date.now();
         const cur = this.env.uses.get(marker);
         if (cur && now - cur.since < ttlMs) return false;
+        // A worker reading an older snapshot may see stale what another worker has just revalidated; the
+        // write transaction sees the latest entry, so that revalidation is not repeated.
+        const stored = this.env.entries.get(key);
+        if (stored?.kind === 'entry' && stored.responseTime !== seen.responseTime) return false;
         this.env.uses.putSync(marker, { count: 0, since: now });
         return true;
       });

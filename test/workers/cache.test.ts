@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   type Cuttle,
@@ -535,6 +536,41 @@ describe('collapsed forwarding', () => {
       );
       for (const r of replies) assert.equal(r.body.toString(), 'slow 1');
       assert.equal(hits(url), 1);
+    } finally {
+      await one.stop();
+    }
+  });
+
+  // Regression: when every client of a collapsed miss hung up, a waiter with no client became the next
+  // leader, its fetch was aborted without releasing the queue, and later requests for the URL hung.
+  it('keeps answering a URL after all the clients waiting for it hung up', async () => {
+    const one = await startCuttle({ workers: 1 });
+    try {
+      const url = route((_q, res, n) => {
+        setTimeout(() => {
+          res.writeHead(200, { 'Cache-Control': 'max-age=60' });
+          res.end(`late ${n}`);
+        }, 300);
+      });
+      const request = `GET ${url} HTTP/1.1\r\nHost: ${new URL(url).host}\r\n\r\n`;
+      const client = () => {
+        const s = connect(one.port, '127.0.0.1');
+        s.on('error', () => {});
+        s.write(request);
+        return s;
+      };
+      const leader = client();
+      await sleep(50);
+      const waiters = Array.from({ length: 4 }, client);
+      await sleep(50);
+      // The waiters leave first, then the leader, whose departure hands the fetch to a waiter.
+      for (const s of waiters) s.destroy();
+      await sleep(50);
+      leader.destroy();
+      await sleep(50);
+      const r = await viaProxy(one.port, url, { agent: false, timeoutMs: 5_000 });
+      assert.equal(r.status, 200);
+      assert.match(r.body.toString(), /^late \d$/);
     } finally {
       await one.stop();
     }
