@@ -34,6 +34,17 @@ if (request.version) {
 }
 
 const config = request.config;
+if (request.command === 'parse') {
+  // As `squid -k parse`: the file was read and checked; report what applies and stop.
+  const sq = config.squid;
+  process.stdout.write(
+    `${sq?.file}: OK. ${config.origin ? `reverse proxy for ${config.origin}` : 'forward proxy'} on ${config.host}:${config.port}, ` +
+      `${config.workers} workers, cache ${config.cacheDir} (${Math.round(config.cacheSize / 1024 ** 2)} MB), ` +
+      `${sq?.acls.length} ACLs, ${sq?.httpAccess.length} http_access lines\n`,
+  );
+  for (const i of sq?.ignored ?? []) process.stdout.write(`ignored: ${i}\n`);
+  process.exit(0);
+}
 try {
   mkdirSync(config.cacheDir, { recursive: true });
 } catch (err) {
@@ -41,6 +52,7 @@ try {
 }
 
 const log = createLogger(config.logLevel, { role: 'primary' });
+for (const i of config.squid?.ignored ?? []) log.warn(`ignored: ${i}`);
 cluster.schedulingPolicy = cluster.SCHED_RR;
 cluster.setupPrimary({ exec: fileURLToPath(new URL('../workers/worker.js', import.meta.url)), args: [] });
 

@@ -16,12 +16,24 @@ function parseRule(rule: string): ((a: Addr) => boolean) | null {
       (a.kind() === 'ipv4' && a.match(THIS_NETWORK) && a.toString() !== '0.0.0.0');
   }
   try {
-    const [net, bits] = rule.includes('/')
-      ? ipaddr.parseCIDR(rule)
-      : (() => {
-          const a = ipaddr.parse(rule);
-          return [a, a.kind() === 'ipv4' ? 32 : 128] as [Addr, number];
-        })();
+    // Squid's src/dst forms: a range `a-b` (IPv4), `address/netmask` in dotted form, a CIDR, an address.
+    const range = /^([\d.]+)-([\d.]+)$/.exec(rule);
+    if (range) {
+      const lo = ipaddr.IPv4.parse(range[1]).toByteArray();
+      const hi = ipaddr.IPv4.parse(range[2]).toByteArray();
+      const num = (b: number[]) => ((b[0] << 24) >>> 0) + (b[1] << 16) + (b[2] << 8) + b[3];
+      return (a) => a.kind() === 'ipv4' && num(a.toByteArray()) >= num(lo) && num(a.toByteArray()) <= num(hi);
+    }
+    const mask = /^([\d.]+)\/(\d+\.\d+\.\d+\.\d+)$/.exec(rule);
+    const [net, bits] = mask
+      ? [ipaddr.IPv4.parse(mask[1]), ipaddr.IPv4.parse(mask[2]).prefixLengthFromSubnetMask() ?? Number.NaN]
+      : rule.includes('/')
+        ? ipaddr.parseCIDR(rule)
+        : (() => {
+            const a = ipaddr.parse(rule);
+            return [a, a.kind() === 'ipv4' ? 32 : 128] as [Addr, number];
+          })();
+    if (Number.isNaN(bits)) return null;
     return (a) => a.kind() === net.kind() && a.match(net, bits);
   } catch {
     return null;
@@ -31,6 +43,9 @@ function parseRule(rule: string): ((a: Addr) => boolean) | null {
 export function isValidClientRule(rule: string): boolean {
   return parseRule(rule) !== null;
 }
+
+/** A squid.conf src/dst value as a predicate, or null when it is not one. */
+export const parseAddressSpec = parseRule;
 
 /** Builds a predicate over client addresses; IPv4-mapped IPv6 addresses are matched as IPv4. */
 export function clientMatcher(rules: readonly string[]): ClientMatcher {

@@ -3,6 +3,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isValidClientRule } from './client-rules.js';
+import { parseSquidConf, type SquidSettings } from './squid-conf.js';
 import { parseDuration, parseSize } from './units.js';
 
 export interface Timeouts {
@@ -53,6 +54,8 @@ export interface Config {
   /** How often the primary's sweeper enforces the size bound. */
   sweepInterval: number;
   timeouts: Timeouts;
+  /** From --squid-conf: Squid's ACLs and http_access rules, which then replace `allow`/`connectPorts`. */
+  squid: SquidSettings | null;
 }
 
 export class ConfigError extends Error {}
@@ -88,6 +91,7 @@ export const DEFAULTS: Config = {
     tunnelIdle: 900_000,
     shutdown: 30_000,
   },
+  squid: null,
 };
 
 /** Every flag, in the order `--help` shows them. */
@@ -108,6 +112,15 @@ export const FLAGS = {
     help: 'reverse-proxy (edge) mode: send origin-form requests to this http(s) URL',
   },
   config: { type: 'string', short: 'c', help: 'JSON config file (flags override it)' },
+  'squid-conf': {
+    type: 'string',
+    help: 'a squid.conf to run with: http_port, acl, http_access, cache_dir, ... (README: Migrating from Squid)',
+  },
+  command: {
+    type: 'string',
+    short: 'k',
+    help: 'as squid -k: parse (check --squid-conf and print what applies, without starting)',
+  },
   allow: {
     type: 'string',
     multiple: true,
@@ -121,6 +134,8 @@ export const FLAGS = {
 export interface CliRequest {
   help: boolean;
   version: boolean;
+  /** `-k parse`: check the configuration and report, without starting. */
+  command: 'parse' | null;
   config: Config;
 }
 
@@ -133,10 +148,18 @@ export function loadConfig(argv: string[]): CliRequest {
     throw new ConfigError((err as Error).message);
   }
   if (values.help || values.version) {
-    return { help: Boolean(values.help), version: Boolean(values.version), config: DEFAULTS };
+    return { help: Boolean(values.help), version: Boolean(values.version), command: null, config: DEFAULTS };
   }
+  const command = values.command as string | undefined;
+  if (command !== undefined && command !== 'parse')
+    throw new ConfigError(`-k ${command}: not supported (supported: parse)`);
+  const squidConf = values['squid-conf'] as string | undefined;
+  if (command === 'parse' && !squidConf) throw new ConfigError('-k parse needs --squid-conf FILE');
+  const fromSquid: Record<string, unknown> = squidConf ? { ...parseSquidConf(squidConf) } : {};
   const configFile = values.config as string | undefined;
   const fromFile = configFile ? readConfigFile(configFile) : {};
+  if ('squid' in fromFile)
+    throw new ConfigError(`config ${configFile}: squid: unknown setting (use --squid-conf)`);
   const fromFlags: Record<string, unknown> = {
     port: values.port,
     host: values.host,
@@ -150,11 +173,14 @@ export function loadConfig(argv: string[]): CliRequest {
     logLevel: values['log-level'],
     allow: (values.allow as string[] | undefined)?.flatMap((v) => v.split(',')),
   };
-  const merged: Record<string, unknown> = { ...fromFile };
+  const merged: Record<string, unknown> = { ...fromSquid, ...fromFile };
   for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) merged[k] = v;
-  const config = validate(merged, configFile ? `config ${configFile}` : 'flag');
+  const config = validate(
+    merged,
+    configFile ? `config ${configFile}` : squidConf ? `squid.conf ${squidConf}` : 'flag',
+  );
   config.configFile = configFile ? resolve(configFile) : null;
-  return { help: false, version: false, config };
+  return { help: false, version: false, command: command === 'parse' ? 'parse' : null, config };
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
@@ -258,6 +284,7 @@ function validate(input: Record<string, unknown>, where: string): Config {
     c.heuristicMax = converted(where, 'heuristicMax', v.heuristicMax, parseDuration);
   if (v.sweepInterval !== undefined)
     c.sweepInterval = converted(where, 'sweepInterval', v.sweepInterval, parseDuration);
+  if (v.squid !== undefined) c.squid = v.squid as SquidSettings;
   if (v.timeouts !== undefined) {
     if (!v.timeouts || typeof v.timeouts !== 'object') fail(where, 'timeouts', 'expected an object');
     for (const [k, t] of Object.entries(v.timeouts as Record<string, unknown>)) {
@@ -292,7 +319,8 @@ export function helpText(): string {
   ];
   for (const [name, f] of Object.entries(FLAGS)) {
     const short = 'short' in f ? `-${f.short}, ` : '    ';
-    const arg = f.type === 'string' ? ` ${name === 'config' ? 'FILE' : 'VALUE'}` : '';
+    const arg =
+      f.type === 'string' ? ` ${name === 'config' || name === 'squid-conf' ? 'FILE' : 'VALUE'}` : '';
     lines.push(`  ${short}--${name}${arg}`.padEnd(30) + f.help);
   }
   lines.push('', 'Sizes accept k, m and g; durations ms, s, m and h. See README.md for the config file.');

@@ -1,19 +1,35 @@
 /**
- * access: who may use the proxy, and where CONNECT may go (Squid's http_access with its stock rules:
- * `allow localhost`, `allow localnet`, `deny CONNECT !SSL_ports`, `deny all`).
+ * access: who may use the proxy, and where CONNECT may go. Without a squid.conf these are Squid's stock
+ * rules in short (`allow localhost`, `allow localnet`, `deny CONNECT !SSL_ports`, `deny all`) driven by
+ * `allow` and `connectPorts`; with --squid-conf, its own acl and http_access lines decide.
  */
 import type { IncomingMessage } from 'node:http';
 import { clientMatcher } from '../shared/client-rules.js';
 import type { Config } from '../shared/config.js';
 import { accessDenied, type ProxyError } from './errors.js';
 import { plainAddress } from './http-semantics.js';
+import { type AccessContext, compileAccess } from './squid-access.js';
+
+/** The request's destination, once its target is parsed. */
+export interface Destination {
+  scheme: string;
+  host: string;
+  port: number;
+  /** The absolute URL (host:port for CONNECT). */
+  url: string;
+  path: string;
+}
 
 export interface Access {
+  /** Checked before the target is parsed: the client address alone. */
   client(req: IncomingMessage): ProxyError | null;
-  connect(req: IncomingMessage, port: number): ProxyError | null;
+  /** Checked once the destination is known. */
+  request(req: IncomingMessage, dest: Destination): ProxyError | null;
+  connect(req: IncomingMessage, host: string, port: number): ProxyError | null;
 }
 
 export function createAccess(config: Config): Access {
+  if (config.squid) return squidAccess(config);
   const allowed = clientMatcher(config.allow);
   const ports = new Set(config.connectPorts);
   const client = (req: IncomingMessage) => {
@@ -24,10 +40,42 @@ export function createAccess(config: Config): Access {
   };
   return {
     client,
-    connect: (req, port) =>
+    request: () => null,
+    connect: (req, _host, port) =>
       client(req) ??
       (ports.has(port)
         ? null
         : accessDenied(`CONNECT to port ${port} is not allowed (allowed: ${[...ports].join(', ')})`)),
+  };
+}
+
+function squidAccess(config: Config): Access {
+  const sq = config.squid as NonNullable<Config['squid']>;
+  const rules = compileAccess(sq.acls, sq.httpAccess);
+  const decide = (req: IncomingMessage, dest: Destination) => {
+    const ctx: AccessContext = {
+      src: req.socket.remoteAddress,
+      host: dest.host,
+      port: dest.port,
+      method: req.method ?? '',
+      proto: req.method === 'CONNECT' ? 'NONE' : dest.scheme.toUpperCase(),
+      url: dest.url,
+      path: dest.path,
+      userAgent: String(req.headers['user-agent'] ?? ''),
+      user: null,
+      now: new Date(),
+    };
+    const d = rules.check(ctx);
+    return d.allow
+      ? null
+      : accessDenied(
+          `http_access denies ${req.method} ${dest.url} from ${plainAddress(ctx.src)} (${d.rule})`,
+        );
+  };
+  return {
+    client: () => null,
+    request: decide,
+    connect: (req, host, port) =>
+      decide(req, { scheme: 'https', host, port, url: `${host}:${port}`, path: '' }),
   };
 }

@@ -158,6 +158,13 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
         break;
     }
 
+    if (config.squid) {
+      const u = new URL(path, origin);
+      const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
+      const scheme = u.protocol.slice(0, -1);
+      const refused = access.request(req, { scheme, host: u.hostname, port, url: u.href, path });
+      if (refused) return fail(refused);
+    }
     const raw = req.rawHeaders;
     const via = fieldValue(raw, 'via');
     if (isForwardingLoop(via, name))

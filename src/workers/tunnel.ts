@@ -14,7 +14,7 @@ export interface TunnelDeps {
   log: Logger;
   via: string;
   /** Returns why the client may not tunnel there, or null. */
-  check: (req: IncomingMessage, port: number) => ProxyError | null;
+  check: (req: IncomingMessage, host: string, port: number) => ProxyError | null;
 }
 
 export class Tunnels {
@@ -35,7 +35,7 @@ export class Tunnels {
     };
     const auth = parseAuthority(req.url ?? '');
     if (typeof auth === 'string') return fail(invalidRequest(`CONNECT target: ${auth}`));
-    const denied = this.deps.check(req, auth.port);
+    const denied = this.deps.check(req, auth.host, auth.port);
     if (denied) return fail(denied);
 
     const host = auth.host.startsWith('[') ? auth.host.slice(1, -1) : auth.host;

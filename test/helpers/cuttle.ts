@@ -211,6 +211,8 @@ export function viaProxy(
     body?: string | Buffer;
     agent?: boolean;
     timeoutMs?: number;
+    /** Another loopback address to connect from (127.0.0.2 is not Squid's `localhost`). */
+    localAddress?: string;
   } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
@@ -224,7 +226,8 @@ export function viaProxy(
           opts.body === undefined
             ? opts.headers
             : { 'Content-Length': String(Buffer.byteLength(opts.body)), ...opts.headers },
-        agent: opts.agent === false ? false : undefined,
+        agent: opts.agent === false || opts.localAddress ? false : undefined,
+        localAddress: opts.localAddress,
       },
       (res) => {
         const chunks: Buffer[] = [];

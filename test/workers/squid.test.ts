@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  CLI,
+  type Cuttle,
+  type Origin,
+  rawExchange,
+  startCuttle,
+  startOrigin,
+  viaProxy,
+} from '../helpers/cuttle.js';
+
+const stock = fileURLToPath(new URL('../../../test/fixtures/squid/stock.conf', import.meta.url));
+let origin: Origin;
+let cuttle: Cuttle;
+
+before(async () => {
+  origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end('from origin');
+  });
+  cuttle = await startCuttle({ args: ['--squid-conf', stock, '--host', '127.0.0.1'] });
+});
+after(async () => {
+  await cuttle.stop();
+  await origin.close();
+});
+
+describe("--squid-conf with Debian's stock directives", () => {
+  it('serves localhost', async () => {
+    const r = await viaProxy(cuttle.port, `${origin.url}/a`);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'from origin');
+  });
+
+  it('denies a client that is not localhost (http_access deny all)', async () => {
+    const r = await viaProxy(cuttle.port, `${origin.url}/a`, { localAddress: '127.0.0.2' });
+    assert.equal(r.status, 403);
+    assert.equal(r.headers['x-squid-error'], 'ERR_ACCESS_DENIED');
+    assert.match(r.body.toString(), /http_access denies GET/);
+  });
+
+  it('denies ports outside Safe_ports, and CONNECT outside SSL_ports', async () => {
+    const r = await viaProxy(cuttle.port, 'http://127.0.0.1:25/');
+    assert.equal(r.status, 403);
+    const t = await rawExchange(
+      cuttle.port,
+      'CONNECT 127.0.0.1:8443 HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n\r\n',
+    );
+    assert.match(t.text, /^HTTP\/1\.1 403 /);
+  });
+
+  it('applies a dstdomain ACL read from a quoted file in an included conf.d file', async () => {
+    const r = await viaProxy(cuttle.port, 'http://www.blocked.test/');
+    assert.equal(r.status, 403);
+    assert.match(r.body.toString(), /zz-extra\.conf:3/);
+  });
+
+  it('logs the directives it ignores once at startup', () => {
+    const ignored = cuttle
+      .logs()
+      .filter((l) => String(l.msg).startsWith('ignored: ') && l.role === 'primary')
+      .map((l) => l.msg);
+    assert.ok(ignored.some((m) => /^ignored: refresh_pattern \(.*stock\.conf:\d+\)$/.test(String(m))));
+    assert.equal(new Set(ignored).size, ignored.length, 'each one once');
+  });
+});
+
+describe('cuttle -k parse', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+  it('checks a squid.conf and reports without starting', () => {
+    const r = run('-k', 'parse', '--squid-conf', stock);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /stock\.conf: OK\. forward proxy on 0\.0\.0\.0:3128/);
+    assert.match(r.stdout, /^ignored: logfile_rotate \(.*debian\.conf:2\)$/m);
+  });
+
+  it('exits 2 naming file and line for a malformed line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-kparse-'));
+    const file = join(dir, 'squid.conf');
+    writeFileSync(file, 'http_port 3128\nhttp_access maybe all\n');
+    const r = run('-k', 'parse', '--squid-conf', file);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, new RegExp(`${file}:2: http_access: expected allow or deny`));
+  });
+});
