@@ -31,6 +31,8 @@ export interface Run extends Figures {
   scenario: string;
   round: number;
   peakRssMb: number;
+  /** coalesce: how many of the concurrent requests reached the origin. */
+  reached?: number;
 }
 
 interface Scenario {
@@ -218,6 +220,7 @@ async function coalesce(sys: System, origin: OriginPorts, round: number): Promis
     non2xx: 0,
     mismatches: 0,
     peakRssMb: 0,
+    reached,
     note: `${n} concurrent requests, ${reached} reached the origin`,
   };
 }
@@ -256,6 +259,7 @@ export function medians(runs: Run[]): Run[] {
       non2xx: sum((r) => r.non2xx),
       mismatches: sum((r) => r.mismatches),
       peakRssMb: Math.max(...g.map((r) => r.peakRssMb)),
+      reached: g[0].reached === undefined ? undefined : pick((r) => r.reached ?? 0),
       note: g.length > 1 ? `median of ${g.length}` : g[0].note,
     };
   });
@@ -284,7 +288,7 @@ function compareTable(meds: Run[], systems: string[]): string[] {
     if (sc !== 'coalesce') lines.push(`${''.padEnd(14)} ${p99.map((x) => String(x).padStart(12)).join('')}`);
     else
       lines.push(
-        `${'  at origin'.padEnd(14)} ${systems.map((s) => String(/(\d+) reached/.exec(find(s, sc)?.note ?? '')?.[1] ?? '—').padStart(12)).join('')}`,
+        `${'  at origin'.padEnd(14)} ${systems.map((s) => String(find(s, sc)?.reached ?? '—').padStart(12)).join('')}`,
       );
   }
   return lines;

@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, helpText, loadConfig } from '../shared/config.js';
 import { createLogger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
+import { rotateFiles } from './log-rotate.js';
+import { removePidFile, signalInstance, writePidFile } from './pid-file.js';
 import { Supervisor } from './supervisor.js';
 import { Sweeper } from './sweeper.js';
 
@@ -34,6 +36,13 @@ if (request.version) {
 }
 
 const config = request.config;
+let current = config;
+if (request.command && request.command !== 'parse') {
+  if (!config.pidFile) die(`-k ${request.command}: pid_filename is none, so there is no instance to find`, 1);
+  const r = signalInstance(config.pidFile, request.command);
+  (r.code ? process.stderr : process.stdout).write(`cuttle: ${r.message}\n`);
+  process.exit(r.code);
+}
 if (request.command === 'parse') {
   // As `squid -k parse`: the file was read and checked; report what applies and stop.
   const sq = config.squid;
@@ -86,11 +95,22 @@ process.on('SIGHUP', () => {
     return;
   }
   log.info('reload: replacing workers one at a time');
+  current = next;
   sweeper.setConfig(next);
   void supervisor.reload(next);
 });
-// Without a listener Node would open its inspector on SIGUSR1; the access log reopens here later.
-process.on('SIGUSR1', () => log.info('SIGUSR1: nothing to reopen'));
+// SIGUSR1 is Squid's `-k rotate` (without a listener Node would open its inspector on it).
+process.on('SIGUSR1', () => {
+  const { accessLog, logfileRotate } = current;
+  if (!accessLog) return log.info('SIGUSR1: no access log to rotate');
+  try {
+    rotateFiles(accessLog, logfileRotate);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'access log rotation failed; reopening in place');
+  }
+  supervisor.broadcast({ type: 'reopen-logs' });
+  log.info({ accessLog, keep: logfileRotate }, 'access log rotated');
+});
 
 try {
   await supervisor.start();
@@ -99,6 +119,17 @@ try {
 }
 started = true;
 sweeper.start();
+if (config.pidFile) {
+  try {
+    writePidFile(config.pidFile);
+    process.once('exit', () => removePidFile(config.pidFile as string));
+  } catch (err) {
+    log.error(
+      { pidFile: config.pidFile, err: (err as Error).message },
+      'cannot write the pid file; cuttle -k will not find this instance',
+    );
+  }
+}
 const addr = supervisor.address ?? { address: config.host, port: config.port };
 const mode = config.origin ? `reverse proxy for ${config.origin}` : 'forward proxy';
 process.stdout.write(

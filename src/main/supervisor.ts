@@ -77,6 +77,17 @@ export class Supervisor {
     }, delay).unref();
   }
 
+  /** Sends a message to every live worker. */
+  broadcast(m: PrimaryMessage): void {
+    for (const slot of this.slots.values()) {
+      try {
+        if (!slot.worker.isDead()) slot.worker.send(m);
+      } catch {
+        // A worker exiting meanwhile is replaced and opens its files anew.
+      }
+    }
+  }
+
   private retire(worker: Worker, deadlineMs: number): Promise<void> {
     this.retiring.add(worker);
     return new Promise((resolve) => {

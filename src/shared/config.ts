@@ -54,6 +54,13 @@ export interface Config {
   /** How often the primary's sweeper enforces the size bound. */
   sweepInterval: number;
   timeouts: Timeouts;
+  /** Where the primary writes its PID for `cuttle -k` (Squid's pid_filename); default <cacheDir>/cuttle.pid. */
+  pidFile: string | null;
+  /** access.log path (Squid's access_log), or null for none. */
+  accessLog: string | null;
+  accessLogFormat: 'squid' | 'common' | 'combined';
+  /** How many rotated access logs SIGUSR1 keeps (.0 … .N-1); 0 only reopens, for logrotate. */
+  logfileRotate: number;
   /** From --squid-conf: Squid's ACLs and http_access rules, which then replace `allow`/`connectPorts`. */
   squid: SquidSettings | null;
 }
@@ -91,6 +98,10 @@ export const DEFAULTS: Config = {
     tunnelIdle: 900_000,
     shutdown: 30_000,
   },
+  pidFile: null,
+  accessLog: null,
+  accessLogFormat: 'squid',
+  logfileRotate: 10,
   squid: null,
 };
 
@@ -119,12 +130,16 @@ export const FLAGS = {
   command: {
     type: 'string',
     short: 'k',
-    help: 'as squid -k: parse (check --squid-conf and print what applies, without starting)',
+    help: 'as squid -k: parse (check the config and exit), or check, reconfigure, rotate, shutdown, interrupt (signal the running instance through its pid file)',
   },
   allow: {
     type: 'string',
     multiple: true,
     help: 'client addresses to serve: localhost, localnet, all, an IP or a CIDR; repeat or comma-separate (default localhost,localnet)',
+  },
+  'access-log': {
+    type: 'string',
+    help: "write Squid's access.log (native format) to this file; SIGUSR1 rotates it",
   },
   'log-level': { type: 'string', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -135,7 +150,7 @@ export interface CliRequest {
   help: boolean;
   version: boolean;
   /** `-k parse`: check the configuration and report, without starting. */
-  command: 'parse' | null;
+  command: 'parse' | 'check' | 'reconfigure' | 'rotate' | 'shutdown' | 'interrupt' | null;
   config: Config;
 }
 
@@ -151,8 +166,9 @@ export function loadConfig(argv: string[]): CliRequest {
     return { help: Boolean(values.help), version: Boolean(values.version), command: null, config: DEFAULTS };
   }
   const command = values.command as string | undefined;
-  if (command !== undefined && command !== 'parse')
-    throw new ConfigError(`-k ${command}: not supported (supported: parse)`);
+  const COMMANDS = ['parse', 'check', 'reconfigure', 'rotate', 'shutdown', 'interrupt'];
+  if (command !== undefined && !COMMANDS.includes(command))
+    throw new ConfigError(`-k ${command}: not supported (supported: ${COMMANDS.join(', ')})`);
   const squidConf = values['squid-conf'] as string | undefined;
   if (command === 'parse' && !squidConf) throw new ConfigError('-k parse needs --squid-conf FILE');
   const fromSquid: Record<string, unknown> = squidConf ? { ...parseSquidConf(squidConf) } : {};
@@ -171,6 +187,7 @@ export function loadConfig(argv: string[]): CliRequest {
     cacheMinUsesWindow: values['cache-min-uses-window'],
     origin: values.origin,
     logLevel: values['log-level'],
+    accessLog: values['access-log'],
     allow: (values.allow as string[] | undefined)?.flatMap((v) => v.split(',')),
   };
   const merged: Record<string, unknown> = { ...fromSquid, ...fromFile };
@@ -180,7 +197,7 @@ export function loadConfig(argv: string[]): CliRequest {
     configFile ? `config ${configFile}` : squidConf ? `squid.conf ${squidConf}` : 'flag',
   );
   config.configFile = configFile ? resolve(configFile) : null;
-  return { help: false, version: false, command: command === 'parse' ? 'parse' : null, config };
+  return { help: false, version: false, command: (command ?? null) as CliRequest['command'], config };
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
@@ -285,6 +302,24 @@ function validate(input: Record<string, unknown>, where: string): Config {
   if (v.sweepInterval !== undefined)
     c.sweepInterval = converted(where, 'sweepInterval', v.sweepInterval, parseDuration);
   if (v.squid !== undefined) c.squid = v.squid as SquidSettings;
+  c.pidFile =
+    v.pidFile === 'none'
+      ? null
+      : typeof v.pidFile === 'string' && v.pidFile
+        ? resolve(v.pidFile)
+        : resolve(c.cacheDir, 'cuttle.pid');
+  if (v.accessLog !== undefined && v.accessLog !== null) {
+    if (typeof v.accessLog !== 'string' || !v.accessLog)
+      fail(where, 'accessLog', 'expected a file path or null');
+    c.accessLog = resolve(v.accessLog);
+  }
+  if (v.accessLogFormat !== undefined) {
+    if (!['squid', 'common', 'combined'].includes(String(v.accessLogFormat)))
+      fail(where, 'accessLogFormat', 'expected squid, common or combined');
+    c.accessLogFormat = v.accessLogFormat as Config['accessLogFormat'];
+  }
+  if (v.logfileRotate !== undefined)
+    c.logfileRotate = integer(where, 'logfileRotate', v.logfileRotate, 0, 1000);
   if (v.timeouts !== undefined) {
     if (!v.timeouts || typeof v.timeouts !== 'object') fail(where, 'timeouts', 'expected an object');
     for (const [k, t] of Object.entries(v.timeouts as Record<string, unknown>)) {

@@ -47,11 +47,24 @@ export interface AccessRule {
   where: string;
 }
 
+/** request_header_access / reply_header_access NAME allow|deny ACL... */
+export interface HeaderRule {
+  header: string;
+  allow: boolean;
+  acls: string[];
+}
+
 /** What a squid.conf contributes, as plain data (it crosses to the workers as JSON). */
 export interface SquidSettings {
   file: string;
   acls: AclDef[];
   httpAccess: AccessRule[];
+  /** via on|off: whether cuttle adds its own Via entry. */
+  via: boolean;
+  forwardedFor: 'on' | 'off' | 'transparent' | 'truncate' | 'delete';
+  requestHeaderAccess: HeaderRule[];
+  replyHeaderAccess: HeaderRule[];
+  requestHeaderReplace: Record<string, string>;
   /** Directives that are recognised but not applied, with their place, listed once at startup. */
   ignored: string[];
 }
@@ -67,6 +80,10 @@ export interface SquidDerived {
   maxObjectSize?: number;
   visibleHostname?: string;
   maxHeaderSize?: number;
+  accessLog?: string | null;
+  accessLogFormat?: 'squid' | 'common' | 'combined';
+  logfileRotate?: number;
+  pidFile?: string;
   timeouts?: Record<string, number>;
   squid: SquidSettings;
 }
@@ -183,7 +200,17 @@ function duration(l: SquidLine): number {
 /** Reads a squid.conf and returns the settings cuttle applies. Throws ConfigError naming file and line. */
 export function parseSquidConf(file: string): SquidDerived {
   const path = resolve(file);
-  const settings: SquidSettings = { file: path, acls: [], httpAccess: [], ignored: [] };
+  const settings: SquidSettings = {
+    file: path,
+    acls: [],
+    httpAccess: [],
+    via: true,
+    forwardedFor: 'on',
+    requestHeaderAccess: [],
+    replyHeaderAccess: [],
+    requestHeaderReplace: {},
+    ignored: [],
+  };
   const d: SquidDerived = { squid: settings };
   const timeouts: Record<string, number> = {};
   let peerOrigin: string | undefined;
@@ -230,6 +257,34 @@ export function parseSquidConf(file: string): SquidDerived {
         for (const n of names)
           if (!acls.has(n.replace(/^!/, ''))) bad(l, `ACL "${n.replace(/^!/, '')}" is not defined`);
         settings.httpAccess.push({ allow: action === 'allow', acls: names, where: where(l) });
+        break;
+      }
+      case 'via':
+        if (a[0] !== 'on' && a[0] !== 'off') bad(l, 'expected on or off');
+        settings.via = a[0] === 'on';
+        break;
+      case 'forwarded_for': {
+        const modes = ['on', 'off', 'transparent', 'truncate', 'delete'];
+        if (!modes.includes(a[0] ?? '')) bad(l, `expected one of ${modes.join(', ')}`);
+        settings.forwardedFor = a[0] as SquidSettings['forwardedFor'];
+        break;
+      }
+      case 'request_header_access':
+      case 'reply_header_access': {
+        const [header, action, ...names] = a;
+        if (!header || (action !== 'allow' && action !== 'deny') || names.length === 0)
+          bad(l, 'expected: HEADER allow|deny ACL...');
+        for (const n of names)
+          if (!acls.has(n.replace(/^!/, ''))) bad(l, `ACL "${n.replace(/^!/, '')}" is not defined`);
+        const list =
+          l.name === 'request_header_access' ? settings.requestHeaderAccess : settings.replyHeaderAccess;
+        list.push({ header, allow: action === 'allow', acls: names });
+        break;
+      }
+      case 'request_header_replace': {
+        const [header, ...value] = a;
+        if (!header || value.length === 0) bad(l, 'expected: HEADER VALUE');
+        settings.requestHeaderReplace[header] = value.join(' ');
         break;
       }
       case 'http_port': {
@@ -285,6 +340,31 @@ export function parseSquidConf(file: string): SquidDerived {
       case 'visible_hostname':
         if (!a[0]) bad(l, 'expected a host name');
         d.visibleHostname = a[0];
+        break;
+      case 'access_log': {
+        // access_log [module:]path [format] [acl ...]; the stdio: module is the plain file, `none` turns it off.
+        const [target, format = 'squid'] = a;
+        if (!target) bad(l, 'expected a path or none');
+        if (target === 'none') {
+          d.accessLog = null;
+          break;
+        }
+        const m = /^(?:(stdio|daemon):)?(\/.*)$/.exec(target);
+        if (!m) bad(l, `expected stdio:/path, daemon:/path or /path, got "${target}"`);
+        if (!['squid', 'common', 'combined'].includes(format))
+          bad(l, `log format "${format}" is not supported (squid, common, combined)`);
+        if (a.length > 2) settings.ignored.push(`access_log ACLs (${where(l)})`);
+        d.accessLog = m?.[2];
+        d.accessLogFormat = format as SquidDerived['accessLogFormat'];
+        break;
+      }
+      case 'pid_filename':
+        if (!a[0]) bad(l, 'expected a path or none');
+        d.pidFile = a[0];
+        break;
+      case 'logfile_rotate':
+        if (!/^\d+$/.test(a[0] ?? '')) bad(l, 'expected a number');
+        d.logfileRotate = Number(a[0]);
         break;
       case 'connect_timeout':
         timeouts.connect = duration(l);

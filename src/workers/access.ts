@@ -49,22 +49,27 @@ export function createAccess(config: Config): Access {
   };
 }
 
+/** What Squid's ACLs look at, for one request. */
+export function accessContext(req: IncomingMessage, dest: Destination): AccessContext {
+  return {
+    src: req.socket.remoteAddress,
+    host: dest.host,
+    port: dest.port,
+    method: req.method ?? '',
+    proto: req.method === 'CONNECT' ? 'NONE' : dest.scheme.toUpperCase(),
+    url: dest.url,
+    path: dest.path,
+    userAgent: String(req.headers['user-agent'] ?? ''),
+    user: null,
+    now: new Date(),
+  };
+}
+
 function squidAccess(config: Config): Access {
   const sq = config.squid as NonNullable<Config['squid']>;
   const rules = compileAccess(sq.acls, sq.httpAccess);
   const decide = (req: IncomingMessage, dest: Destination) => {
-    const ctx: AccessContext = {
-      src: req.socket.remoteAddress,
-      host: dest.host,
-      port: dest.port,
-      method: req.method ?? '',
-      proto: req.method === 'CONNECT' ? 'NONE' : dest.scheme.toUpperCase(),
-      url: dest.url,
-      path: dest.path,
-      userAgent: String(req.headers['user-agent'] ?? ''),
-      user: null,
-      now: new Date(),
-    };
+    const ctx = accessContext(req, dest);
     const d = rules.check(ctx);
     return d.allow
       ? null

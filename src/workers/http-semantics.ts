@@ -116,11 +116,6 @@ export function traceBody(method: string, target: string, httpVersion: string, r
   return `${out}\r\n`;
 }
 
-/** X-Forwarded-For (de facto): the client address appended to any list already present. */
-export function appendForwardedFor(existing: string | undefined, clientAddress: string): string {
-  return existing ? `${existing}, ${clientAddress}` : clientAddress;
-}
-
 /** Socket addresses of IPv4 clients on dual-stack listeners arrive IPv4-mapped; logs and headers want the IPv4. */
 export function plainAddress(address: string | undefined): string {
   if (!address) return '-';
@@ -132,8 +127,10 @@ const DROP_ON_REQUEST = new Set(['host', 'via', 'x-forwarded-for', 'max-forwards
 export interface RequestRewrite {
   /** RFC 9112 §3.2.2: the authority of an absolute-form target replaces any received Host. */
   host: string;
-  via: string;
-  forwardedFor: string;
+  /** Null sends none (Squid's `via off` with no Via received). */
+  via: string | null;
+  /** Null sends none (Squid's `forwarded_for delete`). */
+  forwardedFor: string | null;
   maxForwards: string | undefined;
 }
 
@@ -143,7 +140,9 @@ export interface RequestRewrite {
  */
 export function forwardedRequestHeaders(raw: RawHeaders, rw: RequestRewrite): RawHeaders {
   const out = endToEndHeaders(raw, DROP_ON_REQUEST);
-  out.push('Host', rw.host, 'Via', rw.via, 'X-Forwarded-For', rw.forwardedFor);
+  out.push('Host', rw.host);
+  if (rw.via !== null) out.push('Via', rw.via);
+  if (rw.forwardedFor !== null) out.push('X-Forwarded-For', rw.forwardedFor);
   if (rw.maxForwards !== undefined) out.push('Max-Forwards', rw.maxForwards);
   return out;
 }

@@ -1,12 +1,13 @@
 /**
  * The request's state machine in a worker: recv → access → route → (tunnel | fetch) → deliver.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { PRODUCT } from '../shared/version.js';
-import { createAccess } from './access.js';
+import { accessContext, createAccess } from './access.js';
+import { AccessRecorder, openAccessLog } from './access-log.js';
 import { Cache, cacheKey } from './cache.js';
 import { sendError } from './deliver.js';
 import {
@@ -19,17 +20,19 @@ import {
 } from './errors.js';
 import { Upstream, type UpstreamRequest } from './fetch.js';
 import {
-  appendForwardedFor,
   appendVia,
   fieldValue,
   forwardedRequestHeaders,
   isForwardingLoop,
   maxForwards,
   plainAddress,
+  type RawHeaders,
   traceBody,
   viaEntry,
 } from './http-semantics.js';
 import { hasRequestBody, parseTarget } from './recv.js';
+import type { AccessContext } from './squid-access.js';
+import { compileHeaderFilter, FilteredResponse, forwardedForValue, withoutOurVia } from './squid-headers.js';
 import { Store } from './store.js';
 import { Tunnels } from './tunnel.js';
 
@@ -37,6 +40,8 @@ export interface ProxyServer {
   server: Server;
   /** Stops accepting, lets in-flight exchanges finish until the deadline, then cuts what is left. */
   shutdown(deadlineMs: number): Promise<void>;
+  /** The access log was rotated: reopen its path. */
+  reopenLogs(): void;
 }
 
 const NOT_A_PROXY_REQUEST =
@@ -48,6 +53,11 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
   const name = config.visibleHostname;
   const via11 = viaEntry('1.1', name, PRODUCT);
   const access = createAccess(config);
+  const ownVia = config.squid?.via ?? true;
+  const headerFilter = config.squid ? compileHeaderFilter(config.squid) : null;
+  const replyFiltering = headerFilter !== null && (!headerFilter.empty || !ownVia);
+  const accessLog = config.accessLog ? openAccessLog(config.accessLog, config.accessLogFormat) : null;
+  const recorder = accessLog ? new AccessRecorder(accessLog) : null;
   const upstream = new Upstream(config, via11, log);
   const store = new Store(config.cacheDir, config.cacheSize, log);
   const cache = new Cache(config, store, upstream, via11, log);
@@ -60,6 +70,7 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     log,
     via: via11,
     check: access.connect,
+    recorder,
   });
   const t = config.timeouts;
   let draining = false;
@@ -74,6 +85,8 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
       requestTimeout: 0,
       keepAliveTimeout: t.clientIdle,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, t.clientHeaders / 2)),
+      // Squid's reply header filtering needs every header section that goes out; the plain class otherwise.
+      ServerResponse: replyFiltering ? FilteredResponse : ServerResponse,
     },
     (req, res) => onRequest(req, res, false),
   );
@@ -122,6 +135,7 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
   function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
     if (draining) res.shouldKeepAlive = false;
     const fail = (err: ProxyError) => sendError(req, res, err, via11, log);
+    const where = recorder?.track(req, res);
     const method = req.method as string;
     const url = req.url as string;
 
@@ -158,12 +172,25 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
         break;
     }
 
+    if (where) {
+      where.url = target.form === 'absolute' && !config.origin ? url : `${origin}${path}`;
+      where.server = new URL(origin).hostname;
+    }
+    let ctx: AccessContext | null = null;
     if (config.squid) {
       const u = new URL(path, origin);
       const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
       const scheme = u.protocol.slice(0, -1);
-      const refused = access.request(req, { scheme, host: u.hostname, port, url: u.href, path });
+      const dest = { scheme, host: u.hostname, port, url: u.href, path };
+      const refused = access.request(req, dest);
       if (refused) return fail(refused);
+      if (headerFilter && !headerFilter.empty) ctx = accessContext(req, dest);
+      if (replyFiltering) {
+        (res as FilteredResponse).filter = (h) => {
+          const out = ctx && headerFilter ? headerFilter.reply(h, ctx) : h;
+          return ownVia ? out : withoutOurVia(out, via11);
+        };
+      }
     }
     const raw = req.rawHeaders;
     const via = fieldValue(raw, 'via');
@@ -176,19 +203,23 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     }
     if (expectsContinue) res.writeContinue();
     // Built only when the request goes upstream: a hit never pays for it.
+    const requestFilter = (h: RawHeaders) => (ctx && headerFilter ? headerFilter.request(h, ctx) : h);
     const makeUp = (): UpstreamRequest => ({
       origin,
       path,
       method,
-      headers: forwardedRequestHeaders(raw, {
-        host: host ?? '',
-        via: appendVia(via, viaEntry(req.httpVersion, name, PRODUCT)),
-        forwardedFor: appendForwardedFor(
-          fieldValue(raw, 'x-forwarded-for'),
-          plainAddress(req.socket.remoteAddress),
-        ),
-        maxForwards: mf.forward,
-      }),
+      headers: requestFilter(
+        forwardedRequestHeaders(raw, {
+          host: host ?? '',
+          via: ownVia ? appendVia(via, viaEntry(req.httpVersion, name, PRODUCT)) : (via ?? null),
+          forwardedFor: forwardedForValue(
+            config.squid?.forwardedFor ?? 'on',
+            fieldValue(raw, 'x-forwarded-for'),
+            plainAddress(req.socket.remoteAddress),
+          ),
+          maxForwards: mf.forward,
+        }),
+      ),
       body: hasRequestBody(req.headers) ? req : null,
     });
     if (method === 'GET' || method === 'HEAD') return cache.serve(req, res, makeUp, key);
@@ -236,9 +267,11 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     }
     await upstream.close().catch(() => {});
     await store.close().catch(() => {});
+    // Closed connections have written their lines by now; the buffered ones reach the file before exit.
+    await accessLog?.close();
   }
 
-  return { server, shutdown };
+  return { server, shutdown, reopenLogs: () => accessLog?.reopen() };
 }
 
 /** llhttp reports one overflow for the whole head; a request line with no end in sight means the URI is at fault. */

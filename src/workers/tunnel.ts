@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
+import type { AccessRecorder } from './access-log.js';
 import { invalidRequest, type ProxyError, rawErrorResponse, upstreamError } from './errors.js';
 import { parseAuthority } from './recv.js';
 
@@ -15,6 +16,7 @@ export interface TunnelDeps {
   via: string;
   /** Returns why the client may not tunnel there, or null. */
   check: (req: IncomingMessage, host: string, port: number) => ProxyError | null;
+  recorder: AccessRecorder | null;
 }
 
 export class Tunnels {
@@ -25,7 +27,9 @@ export class Tunnels {
   handle = (req: IncomingMessage, client: Duplex, head: Buffer): void => {
     const { config, log } = this.deps;
     client.on('error', () => client.destroy());
+    const started = Date.now();
     const fail = (err: ProxyError) => {
+      this.deps.recorder?.tunnel(req, started, client as Socket, err.status, null);
       log.info(
         { client: req.socket.remoteAddress, target: req.url, status: err.status, error: err.squidError },
         err.message,
@@ -73,6 +77,7 @@ export class Tunnels {
       if (established && !client.writableEnded) client.destroy();
     });
     client.on('close', () => {
+      if (established) this.deps.recorder?.tunnel(req, started, client as Socket, 200, host);
       this.open.delete(client);
       upstream.destroy();
     });

@@ -40,6 +40,7 @@ async function stop(deadlineMs: number): Promise<void> {
 
 process.on('message', (m: PrimaryMessage) => {
   if (m.type === 'shutdown') void stop(m.deadlineMs);
+  else if (m.type === 'reopen-logs') proxy.reopenLogs();
 });
 // The primary is gone (even by kill -9): nobody hands us connections any more, so drain and go.
 process.on('disconnect', () => void stop(config.timeouts.shutdown));

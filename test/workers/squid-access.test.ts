@@ -152,3 +152,16 @@ describe('ACL types', () => {
     assert.equal(m(acl('x', 'proxy_auth', ['bob']), { user: 'ann' }), false);
   });
 });
+
+describe('forwarded_for', () => {
+  it('on appends, off appends unknown, transparent passes, truncate replaces, delete removes', async () => {
+    const { forwardedForValue } = await import('../../src/workers/squid-headers.js');
+    assert.equal(forwardedForValue('on', '10.0.0.1', '127.0.0.1'), '10.0.0.1, 127.0.0.1');
+    assert.equal(forwardedForValue('on', undefined, '127.0.0.1'), '127.0.0.1');
+    assert.equal(forwardedForValue('off', undefined, '127.0.0.1'), 'unknown');
+    assert.equal(forwardedForValue('transparent', '10.0.0.1', '127.0.0.1'), '10.0.0.1');
+    assert.equal(forwardedForValue('transparent', undefined, '127.0.0.1'), null);
+    assert.equal(forwardedForValue('truncate', '10.0.0.1', '127.0.0.1'), '127.0.0.1');
+    assert.equal(forwardedForValue('delete', '10.0.0.1', '127.0.0.1'), null);
+  });
+});
