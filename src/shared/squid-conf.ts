@@ -65,6 +65,10 @@ export interface SquidSettings {
   requestHeaderAccess: HeaderRule[];
   replyHeaderAccess: HeaderRule[];
   requestHeaderReplace: Record<string, string>;
+  /** deny_info: the error name (ERR_…) or redirect URL to answer with when a line ending in the ACL denies. */
+  denyInfo: Record<string, string>;
+  /** auth_param basic: the htpasswd file the helper would read, the realm and credentialsttl. */
+  auth: { passwdFile: string; realm: string; ttlMs: number } | null;
   /** Directives that are recognised but not applied, with their place, listed once at startup. */
   ignored: string[];
 }
@@ -209,6 +213,8 @@ export function parseSquidConf(file: string): SquidDerived {
     requestHeaderAccess: [],
     replyHeaderAccess: [],
     requestHeaderReplace: {},
+    auth: null,
+    denyInfo: {},
     ignored: [],
   };
   const d: SquidDerived = { squid: settings };
@@ -285,6 +291,36 @@ export function parseSquidConf(file: string): SquidDerived {
         const [header, ...value] = a;
         if (!header || value.length === 0) bad(l, 'expected: HEADER VALUE');
         settings.requestHeaderReplace[header] = value.join(' ');
+        break;
+      }
+      case 'deny_info': {
+        const [answer, ...names] = a;
+        if (!answer || names.length === 0) bad(l, 'expected: deny_info ERR_NAME|URL ACL...');
+        if (!/^ERR_[A-Z_]+$/.test(answer) && !/^(\d{3}:)?https?:\/\//.test(answer))
+          bad(l, `"${answer}" is neither an ERR_ name nor an http(s) URL`);
+        for (const n of names) {
+          if (!acls.has(n)) bad(l, `ACL "${n}" is not defined`);
+          settings.denyInfo[n] = answer;
+        }
+        break;
+      }
+      case 'auth_param': {
+        // auth_param basic program HELPER FILE | realm TEXT | credentialsttl N UNIT | children … (unused)
+        const [scheme, key, ...rest] = a;
+        if (scheme !== 'basic') {
+          ignore(settings, l);
+          break;
+        }
+        settings.auth ??= { passwdFile: '', realm: 'Squid proxy-caching web server', ttlMs: 7_200_000 };
+        const auth = settings.auth;
+        if (key === 'program') {
+          const file = rest[rest.length - 1];
+          if (rest.length < 2 || !file?.startsWith('/'))
+            bad(l, 'expected: auth_param basic program HELPER /path/to/htpasswd (the file is read directly)');
+          auth.passwdFile = file;
+        } else if (key === 'realm') auth.realm = rest.join(' ');
+        else if (key === 'credentialsttl') auth.ttlMs = duration({ ...l, args: rest });
+        else settings.ignored.push(`auth_param basic ${key} (${where(l)})`);
         break;
       }
       case 'http_port': {
@@ -392,6 +428,10 @@ export function parseSquidConf(file: string): SquidDerived {
     d.origin = origin;
   }
   if (Object.keys(timeouts).length) d.timeouts = timeouts;
+  if (settings.auth && !settings.auth.passwdFile)
+    throw new ConfigError(`${path}: auth_param basic needs a program line naming the password file`);
+  if ([...acls.values()].some((a) => a.type === 'proxy_auth') && !settings.auth)
+    throw new ConfigError(`${path}: proxy_auth ACLs need auth_param basic program … FILE`);
   settings.acls = [...acls.values()];
   return d;
 }

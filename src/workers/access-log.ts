@@ -152,6 +152,8 @@ export interface RequestWhere {
   url: string;
   /** The upstream host, or '-' while none. */
   server: string;
+  /** The authenticated user (%un). */
+  user: string | null;
 }
 
 /** The head cuttle wrote; one regex per field, only when an access log is kept. */
@@ -169,7 +171,7 @@ export class AccessRecorder {
     const started = Date.now();
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
-    const where: RequestWhere = { url: req.url ?? '-', server: '-' };
+    const where: RequestWhere = { url: req.url ?? '-', server: '-', user: null };
     res.once('close', () => {
       const cacheStatus = sentField(res, 'cache-status');
       const squidError = sentField(res, 'x-squid-error')?.split(' ')[0] ?? null;
@@ -194,7 +196,7 @@ export class AccessRecorder {
         bytes: socket.bytesWritten - bytesBefore,
         method: req.method ?? '-',
         url: where.url,
-        user: null,
+        user: where.user,
         hierarchy: direct ? 'HIER_DIRECT' : 'HIER_NONE',
         server: direct ? where.server : '-',
         contentType: sentField(res, 'content-type')?.split(';')[0].trim() ?? null,

@@ -6,7 +6,8 @@
 import type { IncomingMessage } from 'node:http';
 import { clientMatcher } from '../shared/client-rules.js';
 import type { Config } from '../shared/config.js';
-import { accessDenied, type ProxyError } from './errors.js';
+import { createBasicAuth } from './basic-auth.js';
+import { accessDenied, authRequired, ProxyError } from './errors.js';
 import { plainAddress } from './http-semantics.js';
 import { type AccessContext, compileAccess } from './squid-access.js';
 
@@ -26,6 +27,8 @@ export interface Access {
   /** Checked once the destination is known. */
   request(req: IncomingMessage, dest: Destination): ProxyError | null;
   connect(req: IncomingMessage, host: string, port: number): ProxyError | null;
+  /** The authenticated user of a request (Squid's %un), when proxy authentication is configured. */
+  user?(req: IncomingMessage): string | null;
 }
 
 export function createAccess(config: Config): Access {
@@ -50,7 +53,11 @@ export function createAccess(config: Config): Access {
 }
 
 /** What Squid's ACLs look at, for one request. */
-export function accessContext(req: IncomingMessage, dest: Destination): AccessContext {
+export function accessContext(
+  req: IncomingMessage,
+  dest: Destination,
+  user: string | null = null,
+): AccessContext {
   return {
     src: req.socket.remoteAddress,
     host: dest.host,
@@ -60,7 +67,7 @@ export function accessContext(req: IncomingMessage, dest: Destination): AccessCo
     url: dest.url,
     path: dest.path,
     userAgent: String(req.headers['user-agent'] ?? ''),
-    user: null,
+    user,
     now: new Date(),
   };
 }
@@ -68,19 +75,32 @@ export function accessContext(req: IncomingMessage, dest: Destination): AccessCo
 function squidAccess(config: Config): Access {
   const sq = config.squid as NonNullable<Config['squid']>;
   const rules = compileAccess(sq.acls, sq.httpAccess);
+  const auth = sq.auth ? createBasicAuth(sq.auth.passwdFile, sq.auth.realm, sq.auth.ttlMs) : null;
+  const userOf = (req: IncomingMessage) => auth?.check(req.headers['proxy-authorization']) ?? null;
   const decide = (req: IncomingMessage, dest: Destination) => {
-    const ctx = accessContext(req, dest);
+    const ctx = accessContext(req, dest, userOf(req));
     const d = rules.check(ctx);
-    return d.allow
-      ? null
-      : accessDenied(
-          `http_access denies ${req.method} ${dest.url} from ${plainAddress(ctx.src)} (${d.rule})`,
-        );
+    if (d.needsAuth && auth) return authRequired(auth.realm, `proxy authentication required by ${d.rule}`);
+    if (d.allow) return null;
+    const why = `http_access denies ${req.method} ${dest.url} from ${plainAddress(ctx.src)} (${d.rule})`;
+    return denial(d.acl === null ? undefined : sq.denyInfo[d.acl.replace(/^!/, '')], why);
   };
   return {
     client: () => null,
+    user: userOf,
     request: decide,
     connect: (req, host, port) =>
       decide(req, { scheme: 'https', host, port, url: `${host}:${port}`, path: '' }),
   };
+}
+
+/**
+ * deny_info: the ACL that ended a denying line picks the answer: an error name (403 with that
+ * X-Squid-Error) or a redirect (`URL` is 302, `307:URL` another 3xx status).
+ */
+function denial(info: string | undefined, why: string): ProxyError {
+  if (!info) return accessDenied(why);
+  if (info.startsWith('ERR_')) return new ProxyError(403, info, why);
+  const m = /^(?:(\d{3}):)?(.*)$/.exec(info) as RegExpExecArray;
+  return new ProxyError(Number(m[1] ?? 302), 'ERR_ACCESS_DENIED', why, ['Location', m[2]]);
 }

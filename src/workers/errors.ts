@@ -10,6 +10,8 @@ export class ProxyError extends Error {
     /** Squid's name, with its errno where Squid prints one: `ERR_CONNECT_FAIL 111`. */
     readonly squidError: string,
     message: string,
+    /** Header fields the answer must carry, e.g. Proxy-Authenticate on a 407. */
+    readonly extraHeaders: string[] = [],
   ) {
     super(message);
   }
@@ -17,6 +19,12 @@ export class ProxyError extends Error {
 
 export const invalidRequest = (why: string) => new ProxyError(400, 'ERR_INVALID_REQ', why);
 export const accessDenied = (why: string) => new ProxyError(403, 'ERR_ACCESS_DENIED', why);
+/** RFC 9110 §15.5.8: 407 with a Basic challenge for the proxy's realm. */
+export const authRequired = (realm: string, why: string) =>
+  new ProxyError(407, 'ERR_CACHE_ACCESS_DENIED', why, [
+    'Proxy-Authenticate',
+    `Basic realm="${realm.replace(/["\\]/g, '')}"`,
+  ]);
 export const uriTooLong = (limit: number) =>
   new ProxyError(414, 'ERR_TOO_BIG', `request-target longer than ${limit} bytes`);
 export const headersTooLarge = (limit: number) =>
@@ -78,6 +86,7 @@ export function errorHeaders(err: ProxyError, body: string, via: string): string
     err.squidError,
     'Via',
     via,
+    ...err.extraHeaders,
   ];
 }
 

@@ -3,6 +3,7 @@
  */
 import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { isLoopback } from '../shared/client-rules.js';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { PRODUCT } from '../shared/version.js';
@@ -184,7 +185,9 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
       const dest = { scheme, host: u.hostname, port, url: u.href, path };
       const refused = access.request(req, dest);
       if (refused) return fail(refused);
-      if (headerFilter && !headerFilter.empty) ctx = accessContext(req, dest);
+      const user = access.user?.(req) ?? null;
+      if (where) where.user = user;
+      if (headerFilter && !headerFilter.empty) ctx = accessContext(req, dest, user);
       if (replyFiltering) {
         (res as FilteredResponse).filter = (h) => {
           const out = ctx && headerFilter ? headerFilter.reply(h, ctx) : h;
@@ -222,9 +225,25 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
       ),
       body: hasRequestBody(req.headers) ? req : null,
     });
+    if (method === 'PURGE') return purge(req, res, key);
     if (method === 'GET' || method === 'HEAD') return cache.serve(req, res, makeUp, key);
     if (method === 'OPTIONS' || method === 'TRACE') return upstream.forward(req, res, makeUp());
     cache.forwardUnsafe(req, res, makeUp(), key);
+  }
+
+  /**
+   * Squid's PURGE: removes the stored response and all its variants; 200 when something was removed, 404
+   * when nothing was stored. With a squid.conf, http_access decides who may (`acl PURGE method PURGE`);
+   * without one, only clients on this host.
+   */
+  function purge(req: IncomingMessage, res: ServerResponse, key: string): void {
+    if (!config.squid && !isLoopback(req.socket.remoteAddress))
+      return sendError(req, res, accessDenied('PURGE is allowed from this host only'), via11, log);
+    req.resume();
+    void store.invalidate(key).then((removed) => {
+      res.writeHead(removed ? 200 : 404, ['Content-Length', '0', 'Via', via11]);
+      res.end();
+    });
   }
 
   function answerOptions(res: ServerResponse): void {

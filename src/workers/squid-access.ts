@@ -129,6 +129,8 @@ export function compileAcl(def: AclDef): AclMatcher {
 
 export interface AccessDecision {
   allow: boolean;
+  /** A proxy_auth ACL was reached without valid credentials: challenge with 407 (Squid does the same). */
+  needsAuth?: boolean;
   /** The deciding line (file:line), or why none did. */
   rule: string;
   /** The deciding line's last ACL, for deny_info and the error page. */
@@ -141,20 +143,31 @@ export interface CompiledAccess {
 
 export function compileAccess(acls: AclDef[], rules: AccessRule[]): CompiledAccess {
   const matchers = new Map(acls.map((a) => [a.name, compileAcl(a)]));
+  const needsUser = new Set(acls.filter((a) => a.type === 'proxy_auth').map((a) => a.name));
   const compiled = rules.map((r) => ({
     ...r,
     tests: r.acls.map((n) => {
       const negated = n.startsWith('!');
-      const m = matchers.get(negated ? n.slice(1) : n);
+      const name = negated ? n.slice(1) : n;
+      const m = matchers.get(name);
       if (!m) throw new Error(`ACL ${n} is not defined`);
-      return negated ? (c: AccessContext) => !m(c) : m;
+      return { auth: needsUser.has(name), test: negated ? (c: AccessContext) => !m(c) : m };
     }),
   }));
   return {
     check(ctx) {
       for (const r of compiled) {
-        if (r.tests.every((t) => t(ctx)))
-          return { allow: r.allow, rule: r.where, acl: r.acls[r.acls.length - 1] };
+        let all = true;
+        for (const t of r.tests) {
+          // Left to right, stopping at the first false ACL, as Squid does; a proxy_auth ACL reached without
+          // credentials makes Squid challenge the client.
+          if (t.auth && ctx.user === null) return { allow: false, needsAuth: true, rule: r.where, acl: null };
+          if (!t.test(ctx)) {
+            all = false;
+            break;
+          }
+        }
+        if (all) return { allow: r.allow, rule: r.where, acl: r.acls[r.acls.length - 1] };
       }
       if (compiled.length === 0) return { allow: false, rule: 'no http_access lines', acl: null };
       const last = compiled[compiled.length - 1];
