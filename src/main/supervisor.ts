@@ -6,6 +6,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
+import type { ClusterStats, WorkerStats } from '../shared/mgr-stats.js';
 
 interface Slot {
   index: number;
@@ -25,6 +26,9 @@ export function respawnDelay(crashes: number): number {
 
 export class Supervisor {
   private readonly slots = new Map<number, Slot>();
+  private readonly pendingStats = new Map<number, WorkerStats[]>();
+  private statsSeq = 0;
+  private readonly startedAt = Date.now();
   /** Workers told to drain: their exit is expected. */
   private readonly retiring = new Set<Worker>();
   private stopping = false;
@@ -47,6 +51,8 @@ export class Supervisor {
     const slot: Slot = { index, worker, startedAt: Date.now(), crashes };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'listen-error') this.onFatal(m.message);
+      else if (m.type === 'mgr-request') void this.collectStats(worker, m.id);
+      else if (m.type === 'stats') this.pendingStats.get(m.id)?.push(m.stats);
     });
     worker.on('exit', (code, signal) => this.onExit(slot, code, signal));
     return new Promise((resolve, reject) => {
@@ -75,6 +81,27 @@ export class Supervisor {
       if (this.stopping || this.slots.get(slot.index)?.worker !== worker) return;
       this.spawn(slot.index, crashes).catch((err) => this.log.error({ err: err.message }, 'respawn failed'));
     }, delay).unref();
+  }
+
+  /**
+   * The cache manager's figures for the whole cluster: every live worker's counters, gathered for the worker
+   * that serves the report. A worker that does not answer within a second is left out.
+   */
+  private async collectStats(asker: Worker, askerId: number): Promise<void> {
+    const id = ++this.statsSeq;
+    const replies: WorkerStats[] = [];
+    this.pendingStats.set(id, replies);
+    const live = [...this.slots.values()].filter((s) => !s.worker.isDead()).length;
+    this.broadcast({ type: 'stats-request', id });
+    const until = Date.now() + 1000;
+    while (replies.length < live && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    this.pendingStats.delete(id);
+    const stats: ClusterStats = { startedAt: this.startedAt, now: Date.now(), workers: replies };
+    try {
+      asker.send({ type: 'mgr-reply', id: askerId, stats } satisfies PrimaryMessage);
+    } catch {
+      // The asking worker is gone; so is its client.
+    }
   }
 
   /** Sends a message to every live worker. */

@@ -65,6 +65,8 @@ export interface SquidSettings {
   requestHeaderAccess: HeaderRule[];
   replyHeaderAccess: HeaderRule[];
   requestHeaderReplace: Record<string, string>;
+  /** cachemgr_passwd: a password (or none, disable) per cache manager report; `all` for the rest. */
+  managerPasswords: Record<string, string>;
   /** deny_info: the error name (ERR_…) or redirect URL to answer with when a line ending in the ACL denies. */
   denyInfo: Record<string, string>;
   /** auth_param basic: the htpasswd file the helper would read, the realm and credentialsttl. */
@@ -215,6 +217,7 @@ export function parseSquidConf(file: string): SquidDerived {
     requestHeaderReplace: {},
     auth: null,
     denyInfo: {},
+    managerPasswords: {},
     ignored: [],
   };
   const d: SquidDerived = { squid: settings };
@@ -291,6 +294,13 @@ export function parseSquidConf(file: string): SquidDerived {
         const [header, ...value] = a;
         if (!header || value.length === 0) bad(l, 'expected: HEADER VALUE');
         settings.requestHeaderReplace[header] = value.join(' ');
+        break;
+      }
+      case 'cachemgr_passwd': {
+        const [password, ...actions] = a;
+        if (!password || actions.length === 0)
+          bad(l, 'expected: cachemgr_passwd PASSWORD|none|disable ACTION...');
+        for (const action of actions) settings.managerPasswords[action] = password;
         break;
       }
       case 'deny_info': {

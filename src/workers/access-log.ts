@@ -14,6 +14,8 @@ import sonicBoom, { type SonicBoom as SonicBoomClass } from 'sonic-boom';
 // sonic-boom is CommonJS: its constructor is the default export, which its types describe as a namespace.
 const SonicBoom = sonicBoom as unknown as typeof SonicBoomClass;
 
+import type { StatsCounter } from '../shared/mgr-stats.js';
+import { CACHE_NAME } from './cache.js';
 import { plainAddress } from './http-semantics.js';
 
 export type LogFormat = 'squid' | 'common' | 'combined';
@@ -156,16 +158,36 @@ export interface RequestWhere {
   user: string | null;
 }
 
-/** The head cuttle wrote; one regex per field, only when an access log is kept. */
+const FIELD_RES = new Map<string, RegExp>();
+/** How cuttle's own Cache-Status marks a hit (cache.ts writes `cuttle; hit…`). */
+const HIT_MARK = `\r\nCache-Status: ${CACHE_NAME}; hit`;
+
+/** A field of the head cuttle wrote (whichever path wrote it), read back from the serialised head. */
 function sentField(res: ServerResponse, name: string): string | null {
   const head = (res as unknown as { _header?: string | null })._header ?? '';
-  const m = new RegExp(`\\r\\n${name}: *([^\\r]*)`, 'i').exec(head);
+  let re = FIELD_RES.get(name);
+  if (!re) {
+    re = new RegExp(`\\r\\n${name}: *([^\\r]*)`, 'i');
+    FIELD_RES.set(name, re);
+  }
+  const m = re.exec(head);
   return m ? m[1] : null;
 }
 
-/** Builds access.log records from requests and tunnels as they end. */
+/** Builds a record for each request and tunnel as it ends: into access.log when kept, and the counters. */
 export class AccessRecorder {
-  constructor(private readonly out: AccessLog) {}
+  constructor(
+    private readonly out: AccessLog | null,
+    private readonly stats: StatsCounter,
+  ) {}
+
+  private done(r: AccessRecord): void {
+    const direct = r.hierarchy === 'HIER_DIRECT';
+    const hit = r.result.includes('HIT');
+    const error = !hit && !direct;
+    this.stats.record(hit, direct, error, r.bytes, r.elapsed, r.client);
+    this.out?.write(r);
+  }
 
   track(req: IncomingMessage, res: ServerResponse): RequestWhere {
     const started = Date.now();
@@ -173,6 +195,23 @@ export class AccessRecorder {
     const bytesBefore = socket.bytesWritten;
     const where: RequestWhere = { url: req.url ?? '-', server: '-', user: null };
     res.once('close', () => {
+      if (!this.out) {
+        // No access log: only the manager's counters, without parsing the head (this runs per request).
+        const head = (res as unknown as { _header?: string | null })._header ?? '';
+        const hit = head.includes(HIT_MARK);
+        const failed = res.statusCode >= 400 && head.includes('\r\nX-Squid-Error: ');
+        const direct = !hit && !failed && where.server !== '-';
+        const elapsed = Date.now() - started;
+        this.stats.record(
+          hit,
+          direct,
+          failed,
+          socket.bytesWritten - bytesBefore,
+          elapsed,
+          socket.remoteAddress,
+        );
+        return;
+      }
       const cacheStatus = sentField(res, 'cache-status');
       const squidError = sentField(res, 'x-squid-error')?.split(' ')[0] ?? null;
       const end = Date.now();
@@ -187,7 +226,7 @@ export class AccessRecorder {
           squidError === 'ERR_READ_TIMEOUT' || (res.statusCode === 504 && squidError === 'ERR_CONNECT_FAIL'),
       });
       const direct = where.server !== '-' && !/;\s*hit/.test(cacheStatus ?? '') && squidError === null;
-      this.out.write({
+      this.done({
         end,
         elapsed: end - started,
         client: plainAddress(socket.remoteAddress),
@@ -211,7 +250,7 @@ export class AccessRecorder {
   /** A CONNECT, once it ended: refused with `status`, or a tunnel that carried `bytes` to the client. */
   tunnel(req: IncomingMessage, started: number, client: Socket, status: number, server: string | null): void {
     const end = Date.now();
-    this.out.write({
+    this.done({
       end,
       elapsed: end - started,
       client: plainAddress(req.socket.remoteAddress),

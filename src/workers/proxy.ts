@@ -6,10 +6,13 @@ import type { Socket } from 'node:net';
 import { isLoopback } from '../shared/client-rules.js';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
+import type { WorkerMessage } from '../shared/messages.js';
+import { type ClusterStats, StatsCounter, type WorkerStats } from '../shared/mgr-stats.js';
 import { PRODUCT } from '../shared/version.js';
 import { accessContext, createAccess } from './access.js';
 import { AccessRecorder, openAccessLog } from './access-log.js';
 import { Cache, cacheKey } from './cache.js';
+import { type ManagerDeps, MGR_PREFIX, serveManager } from './cache-manager.js';
 import { sendError } from './deliver.js';
 import {
   accessDenied,
@@ -43,6 +46,10 @@ export interface ProxyServer {
   shutdown(deadlineMs: number): Promise<void>;
   /** The access log was rotated: reopen its path. */
   reopenLogs(): void;
+  /** This worker's counters, for the primary. */
+  stats(): WorkerStats;
+  /** The primary's answer to this worker's request for the cluster's counters. */
+  clusterStats(id: number, stats: ClusterStats): void;
 }
 
 const NOT_A_PROXY_REQUEST =
@@ -58,10 +65,35 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
   const headerFilter = config.squid ? compileHeaderFilter(config.squid) : null;
   const replyFiltering = headerFilter !== null && (!headerFilter.empty || !ownVia);
   const accessLog = config.accessLog ? openAccessLog(config.accessLog, config.accessLogFormat) : null;
-  const recorder = accessLog ? new AccessRecorder(accessLog) : null;
   const upstream = new Upstream(config, via11, log);
   const store = new Store(config.cacheDir, config.cacheSize, log);
   const cache = new Cache(config, store, upstream, via11, log);
+  const stats = new StatsCounter();
+  const recorder = new AccessRecorder(accessLog, stats);
+  let clusterSeq = 0;
+  const clusterWaiters = new Map<number, (s: ClusterStats) => void>();
+  const manager: ManagerDeps = {
+    store,
+    capacity: config.cacheSize,
+    passwords: config.squid?.managerPasswords ?? {},
+    clusterStats: () =>
+      new Promise((resolve, reject) => {
+        const id = ++clusterSeq;
+        // Outside a cluster (never in production) only this process's counters exist.
+        if (!process.send)
+          return resolve({ startedAt: Date.now(), now: Date.now(), workers: [stats.snapshot()] });
+        const timer = setTimeout(() => {
+          clusterWaiters.delete(id);
+          reject(new Error('the primary did not answer'));
+        }, 3000);
+        clusterWaiters.set(id, (s) => {
+          clearTimeout(timer);
+          clusterWaiters.delete(id);
+          resolve(s);
+        });
+        process.send({ type: 'mgr-request', id } satisfies WorkerMessage);
+      }),
+  };
   const originUrl = config.origin ? new URL(config.origin) : null;
   // In reverse mode the client's Host names the site, as Varnish hashes on it; without one, the origin's.
   const reverseKey = (host: string | undefined, path: string) =>
@@ -136,7 +168,7 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
   function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
     if (draining) res.shouldKeepAlive = false;
     const fail = (err: ProxyError) => sendError(req, res, err, via11, log);
-    const where = recorder?.track(req, res);
+    const where = recorder.track(req, res);
     const method = req.method as string;
     const url = req.url as string;
 
@@ -145,6 +177,8 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     if (url.length > config.maxUrlLength) return fail(uriTooLong(config.maxUrlLength));
 
     const target = parseTarget(url);
+    const report = managerReport(target);
+    if (report !== null) return manage(req, res, report);
     let origin: string;
     let path: string;
     let host: string | undefined;
@@ -173,10 +207,9 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
         break;
     }
 
-    if (where) {
-      where.url = target.form === 'absolute' && !config.origin ? url : `${origin}${path}`;
-      where.server = new URL(origin).hostname;
-    }
+    where.url = target.form === 'absolute' && !config.origin ? url : `${origin}${path}`;
+    // No URL parsing per request: the host is known from the target or the configured origin.
+    where.server = target.form === 'absolute' && !originUrl ? target.host : (originUrl?.hostname ?? '-');
     let ctx: AccessContext | null = null;
     if (config.squid) {
       const u = new URL(path, origin);
@@ -186,7 +219,7 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
       const refused = access.request(req, dest);
       if (refused) return fail(refused);
       const user = access.user?.(req) ?? null;
-      if (where) where.user = user;
+      where.user = user;
       if (headerFilter && !headerFilter.empty) ctx = accessContext(req, dest, user);
       if (replyFiltering) {
         (res as FilteredResponse).filter = (h) => {
@@ -229,6 +262,38 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     if (method === 'GET' || method === 'HEAD') return cache.serve(req, res, makeUp, key);
     if (method === 'OPTIONS' || method === 'TRACE') return upstream.forward(req, res, makeUp());
     cache.forwardUnsafe(req, res, makeUp(), key);
+  }
+
+  /** The cache manager report a target asks for (`/squid-internal-mgr/info`, on this host), or null. */
+  function managerReport(target: ReturnType<typeof parseTarget>): string | null {
+    if (target.form !== 'origin' && target.form !== 'absolute') return null;
+    if (!target.path.startsWith(MGR_PREFIX)) return null;
+    if (target.form === 'absolute') {
+      const ours = new Set(['localhost', '127.0.0.1', '[::1]', name.toLowerCase()]);
+      const port = (server.address() as { port?: number } | null)?.port;
+      if (!ours.has(target.host.toLowerCase()) || target.port !== port) return null;
+    }
+    return target.path.slice(MGR_PREFIX.length).split(/[?/]/)[0] || 'menu';
+  }
+
+  function manage(req: IncomingMessage, res: ServerResponse, report: string): void {
+    const fail = (err: ProxyError) => sendError(req, res, err, via11, log);
+    if (config.squid) {
+      // Squid's stock rules apply: `http_access allow localhost manager`, `http_access deny manager`.
+      const port = (server.address() as { port?: number } | null)?.port ?? config.port;
+      const url = `http://${name}:${port}${MGR_PREFIX}${report}`;
+      const refused = access.request(req, {
+        scheme: 'http',
+        host: name,
+        port,
+        url,
+        path: `${MGR_PREFIX}${report}`,
+      });
+      if (refused) return fail(refused);
+    } else if (!isLoopback(req.socket.remoteAddress)) {
+      return fail(accessDenied('the cache manager answers this host only'));
+    }
+    serveManager(req, res, report, manager);
   }
 
   /**
@@ -290,7 +355,13 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     await accessLog?.close();
   }
 
-  return { server, shutdown, reopenLogs: () => accessLog?.reopen() };
+  return {
+    server,
+    shutdown,
+    reopenLogs: () => accessLog?.reopen(),
+    stats: () => stats.snapshot(),
+    clusterStats: (id, s) => clusterWaiters.get(id)?.(s),
+  };
 }
 
 /** llhttp reports one overflow for the whole head; a request line with no end in sight means the URI is at fault. */

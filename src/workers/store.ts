@@ -209,6 +209,21 @@ export class Store {
     pump();
   }
 
+  /** For the cache manager: stored responses and their bytes, and the first `limit` entries. */
+  summary(limit: number): { objects: number; bytes: number; list: StoredEntry[] } {
+    this.env.root.resetReadTxn();
+    let objects = 0;
+    let bytes = 0;
+    const list: StoredEntry[] = [];
+    for (const { value } of this.env.entries.getRange()) {
+      if (value.kind !== 'entry') continue;
+      objects++;
+      bytes += value.size;
+      if (list.length < limit) list.push(value);
+    }
+    return { objects, bytes, list };
+  }
+
   /**
    * RFC 5861 §3 "once per object" across workers: claims the background revalidation of `key` in the shared
    * store. Resolves true for the one worker that may go ahead; a claim older than `ttlMs` is presumed dead.

@@ -41,6 +41,8 @@ async function stop(deadlineMs: number): Promise<void> {
 process.on('message', (m: PrimaryMessage) => {
   if (m.type === 'shutdown') void stop(m.deadlineMs);
   else if (m.type === 'reopen-logs') proxy.reopenLogs();
+  else if (m.type === 'stats-request') send({ type: 'stats', id: m.id, stats: proxy.stats() });
+  else if (m.type === 'mgr-reply') proxy.clusterStats(m.id, m.stats);
 });
 // The primary is gone (even by kill -9): nobody hands us connections any more, so drain and go.
 process.on('disconnect', () => void stop(config.timeouts.shutdown));
