@@ -54,6 +54,17 @@ export interface HeaderRule {
   acls: string[];
 }
 
+/** refresh_pattern [-i] REGEX MIN PERCENT MAX [options]: MIN and MAX are minutes in the file. */
+export interface RefreshPattern {
+  regex: string;
+  ignoreCase: boolean;
+  min: number;
+  percent: number;
+  max: number;
+  options: string[];
+  maxStale?: number;
+}
+
 /** What a squid.conf contributes, as plain data (it crosses to the workers as JSON). */
 export interface SquidSettings {
   file: string;
@@ -65,6 +76,8 @@ export interface SquidSettings {
   requestHeaderAccess: HeaderRule[];
   replyHeaderAccess: HeaderRule[];
   requestHeaderReplace: Record<string, string>;
+  /** refresh_pattern lines in order; times in seconds, percent as written. */
+  refreshPatterns: RefreshPattern[];
   /** cachemgr_passwd: a password (or none, disable) per cache manager report; `all` for the rest. */
   managerPasswords: Record<string, string>;
   /** deny_info: the error name (ERR_…) or redirect URL to answer with when a line ending in the ACL denies. */
@@ -218,6 +231,7 @@ export function parseSquidConf(file: string): SquidDerived {
     auth: null,
     denyInfo: {},
     managerPasswords: {},
+    refreshPatterns: [],
     ignored: [],
   };
   const d: SquidDerived = { squid: settings };
@@ -294,6 +308,46 @@ export function parseSquidConf(file: string): SquidDerived {
         const [header, ...value] = a;
         if (!header || value.length === 0) bad(l, 'expected: HEADER VALUE');
         settings.requestHeaderReplace[header] = value.join(' ');
+        break;
+      }
+      case 'refresh_pattern': {
+        const ignoreCase = a[0] === '-i';
+        const [regex, min, percent, max, ...opts] = ignoreCase ? a.slice(1) : a;
+        if (!regex || !/^\d+$/.test(min ?? '') || !/^\d+%$/.test(percent ?? '') || !/^\d+$/.test(max ?? ''))
+          bad(l, 'expected: refresh_pattern [-i] REGEX MIN PERCENT% MAX [options]');
+        try {
+          new RegExp(regex);
+        } catch {
+          bad(l, `"${regex}" is not a valid regular expression`);
+        }
+        const known = [
+          'override-expire',
+          'override-lastmod',
+          'ignore-reload',
+          'reload-into-ims',
+          'ignore-no-store',
+          'ignore-private',
+          'refresh-ims',
+        ];
+        const options: string[] = [];
+        let maxStale: number | undefined;
+        for (const o of opts) {
+          if (o.startsWith('max-stale=') && /^\d+$/.test(o.slice(10))) maxStale = Number(o.slice(10));
+          else if (known.includes(o)) options.push(o);
+          else settings.ignored.push(`refresh_pattern option ${o} (${where(l)})`);
+        }
+        // reload-into-ims is what cuttle does anyway (a client's no-cache revalidates); refresh-ims is not done.
+        if (options.includes('refresh-ims'))
+          settings.ignored.push(`refresh_pattern option refresh-ims (${where(l)})`);
+        settings.refreshPatterns.push({
+          regex,
+          ignoreCase,
+          min: Number(min) * 60,
+          percent: Number(percent?.slice(0, -1)),
+          max: Number(max) * 60,
+          options,
+          maxStale,
+        });
         break;
       }
       case 'cachemgr_passwd': {

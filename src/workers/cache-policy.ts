@@ -92,6 +92,12 @@ export interface HeuristicOptions {
   fraction: number;
   /** Upper bound on a heuristic lifetime, seconds. */
   max: number;
+  /** Squid's refresh_pattern min, seconds: the lifetime of a response without Last-Modified. */
+  min?: number;
+  /** refresh_pattern override-expire: explicit freshness is raised to at least `min`. */
+  overrideExpire?: boolean;
+  /** refresh_pattern override-lastmod: `min` applies even when Last-Modified gives less. */
+  overrideLastmod?: boolean;
 }
 
 /**
@@ -112,22 +118,30 @@ export function responseDirectives(headers: RawHeaders): { cc: Directives; targe
  * already expired. Without any, §4.2.2 heuristic freshness for heuristically cacheable statuses or `public`.
  */
 export function freshnessLifetime(info: ResponseInfo, cc: Directives, heuristic: HeuristicOptions): number {
+  const explicit = explicitLifetime(info, cc);
+  const min = heuristic.min ?? 0;
+  if (explicit !== undefined) return heuristic.overrideExpire ? Math.max(explicit, min) : explicit;
+  if (!HEURISTICALLY_CACHEABLE.has(info.status) && !cc.has('public')) return 0;
+  const lm = parseHttpDate(fieldValue(info.headers, 'last-modified'));
+  // Squid's refresh_pattern: without Last-Modified the `min` of the matching pattern (0 by default).
+  if (lm === null) return Math.min(heuristic.max, min);
+  const date = parseHttpDate(fieldValue(info.headers, 'date')) ?? info.responseTime;
+  const h = Math.max(0, Math.floor((date - lm) * heuristic.fraction));
+  return Math.min(heuristic.max, heuristic.overrideLastmod ? Math.max(h, min) : h);
+}
+
+/** §4.2.1: s-maxage, then max-age, then Expires minus Date; undefined when none is given. */
+function explicitLifetime(info: ResponseInfo, cc: Directives): number | undefined {
   const s = deltaSeconds(cc.get('s-maxage'));
   if (s !== undefined) return s;
   const m = deltaSeconds(cc.get('max-age'));
   if (m !== undefined) return m;
   const expiresRaw = fieldValue(info.headers, 'expires');
-  if (expiresRaw !== undefined) {
-    const expires = parseHttpDate(expiresRaw);
-    if (expires === null) return 0;
-    const date = parseHttpDate(fieldValue(info.headers, 'date')) ?? info.responseTime;
-    return Math.max(0, expires - date);
-  }
-  if (!HEURISTICALLY_CACHEABLE.has(info.status) && !cc.has('public')) return 0;
-  const lm = parseHttpDate(fieldValue(info.headers, 'last-modified'));
-  if (lm === null) return 0;
+  if (expiresRaw === undefined) return undefined;
+  const expires = parseHttpDate(expiresRaw);
+  if (expires === null) return 0;
   const date = parseHttpDate(fieldValue(info.headers, 'date')) ?? info.responseTime;
-  return Math.min(heuristic.max, Math.max(0, Math.floor((date - lm) * heuristic.fraction)));
+  return Math.max(0, expires - date);
 }
 
 /** Whether a lifetime came from explicit freshness (§4.2.1) or heuristics (§4.2.2). */
@@ -162,6 +176,8 @@ export function storability(
   resHeaders: RawHeaders,
   cc: Directives,
   targetedAtUs = false,
+  /** refresh_pattern ignore-no-store / ignore-private: operator overrides that RFC 9111 does not allow. */
+  ignore: { noStore?: boolean; private?: boolean } = {},
 ): NotStorable | null {
   // §3: only GET responses are stored here (HEAD is answered from them, §4).
   if (method !== 'GET') return 'method';
@@ -170,10 +186,10 @@ export function storability(
   const reqCc = parseCacheControl(fieldValue(reqHeaders, 'cache-control'));
   if (reqCc.has('no-store')) return 'request no-store';
   // §5.2.2.3: must-understand with an understood status overrides no-store.
-  if (cc.has('no-store') && !cc.has('must-understand')) return 'no-store';
+  if (cc.has('no-store') && !cc.has('must-understand') && !ignore.noStore) return 'no-store';
   // §5.2.2.7: a shared cache never stores a private response (the qualified form names fields; we do not
   // rewrite responses, so either form prevents storing).
-  if (cc.has('private')) return 'private';
+  if (cc.has('private') && !ignore.private) return 'private';
   // §3.5: a request with Authorization is stored only with must-revalidate, public or s-maxage.
   if (fieldValue(reqHeaders, 'authorization') !== undefined) {
     if (!cc.has('must-revalidate') && !cc.has('public') && !cc.has('s-maxage')) return 'authorization';

@@ -13,6 +13,7 @@ import {
   formatCacheStatus,
   formatHttpDate,
   freshnessLifetime,
+  type HeuristicOptions,
   initialAge,
   invalidates,
   NOT_MODIFIED_FIELDS,
@@ -22,6 +23,7 @@ import {
   requestDirectives,
   responseDirectives,
   reuse,
+  type StoredPolicy,
   staleIfErrorAllows,
   storability,
   storedPolicy,
@@ -55,11 +57,27 @@ const UPDATE_IGNORES = new Set(['via', 'age', 'content-length']);
 const nowSeconds = () => Date.now() / 1000;
 export const CACHE_NAME = 'cuttle';
 
+/** What a refresh_pattern line decides for the URLs it matches. */
+interface RefreshRule {
+  heuristic: HeuristicOptions;
+  ignore: { noStore?: boolean; private?: boolean };
+  ignoreReload: boolean;
+  /** Seconds a stale response may be served when revalidation fails (Squid's max-stale). */
+  maxStale: number;
+}
+
+/** refresh_pattern max-stale=N: stale-if-error for N seconds unless the response grants its own. */
+function withMaxStale(p: StoredPolicy, maxStale: number): StoredPolicy {
+  return maxStale > p.staleIfError ? { ...p, staleIfError: maxStale } : p;
+}
+
 export class Cache {
   private readonly revalidating = new Set<string>();
   /** Misses being fetched by this worker, with the requests waiting for them. */
   private readonly inflight = new Map<string, Array<() => void>>();
   private readonly heuristic: { fraction: number; max: number };
+  private readonly defaultRule: RefreshRule;
+  private readonly patterns: Array<{ re: RegExp; rule: RefreshRule }>;
 
   constructor(
     private readonly config: Config,
@@ -69,6 +87,34 @@ export class Cache {
     private readonly log: Logger,
   ) {
     this.heuristic = { fraction: config.heuristicFraction, max: config.heuristicMax / 1000 };
+    this.defaultRule = { heuristic: this.heuristic, ignore: {}, ignoreReload: false, maxStale: 0 };
+    this.patterns = (config.squid?.refreshPatterns ?? []).map((p) => ({
+      re: new RegExp(p.regex, p.ignoreCase ? 'i' : ''),
+      rule: {
+        heuristic: {
+          fraction: p.percent / 100,
+          min: p.min,
+          max: p.max,
+          overrideExpire: p.options.includes('override-expire'),
+          overrideLastmod: p.options.includes('override-lastmod'),
+        },
+        ignore: {
+          noStore: p.options.includes('ignore-no-store'),
+          private: p.options.includes('ignore-private'),
+        },
+        ignoreReload: p.options.includes('ignore-reload'),
+        maxStale: p.maxStale ?? 0,
+      },
+    }));
+  }
+
+  /**
+   * Squid's refresh_pattern: the first pattern matching the URL sets the heuristic (min, percent, max) and
+   * its overrides; without a squid.conf, or when none matches, the configured RFC 9111 §4.2.2 heuristic.
+   */
+  private refreshRule(url: string): RefreshRule {
+    for (const p of this.patterns) if (p.re.test(url)) return p.rule;
+    return this.defaultRule;
   }
 
   /** X-Cache names the host, as Squid does; Cache-Status names the cache (DESIGN.md: `cuttle; hit`). */
@@ -85,7 +131,10 @@ export class Cache {
     mayWait = true,
   ): void {
     const raw = req.rawHeaders;
-    const rd = requestDirectives(raw);
+    const rule = this.refreshRule(key);
+    const directives = requestDirectives(raw);
+    // refresh_pattern ignore-reload: a client's no-cache or max-age=0 does not bypass the cache.
+    const rd = rule.ignoreReload ? { ...directives, noCache: false, maxAge: undefined } : directives;
     const found = rd.noStore ? { miss: 'uri-miss' as const } : this.store.lookup(key, raw);
     if ('entry' in found) {
       const e = found.entry;
@@ -245,14 +294,15 @@ export class Cache {
     const info: ResponseInfo = { status, headers: raw, requestTime, responseTime: nowSeconds() };
     const { cc, targeted } = responseDirectives(raw);
     let tee: BodyTee | undefined;
-    const notStorable = storability(method, reqHeaders, status, raw, cc, targeted);
+    const rule = this.refreshRule(key);
+    const notStorable = storability(method, reqHeaders, status, raw, cc, targeted, rule.ignore);
     const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
     if (notStorable) cs.detail = `not stored: ${notStorable}`;
     else if (length > this.config.maxObjectSize) cs.detail = 'not stored: larger than max-object-size';
     else if (!this.store.admit(key, this.config.cacheMinUses, this.config.cacheMinUsesWindow))
       cs.detail = 'not stored: min-uses';
     else {
-      const lifetime = freshnessLifetime(info, cc, this.heuristic);
+      const lifetime = freshnessLifetime(info, cc, rule.heuristic);
       const entry = this.entryFrom(key, info, lifetime, cc);
       tee = this.teeInto(key, entry, reqHeaders, raw);
       cs.stored = true;
@@ -281,7 +331,7 @@ export class Cache {
       requestTime: info.requestTime,
       responseTime: info.responseTime,
       initialAge: initialAge(info),
-      policy: storedPolicy(cc, lifetime),
+      policy: withMaxStale(storedPolicy(cc, lifetime), this.refreshRule(key).maxStale),
       noCacheFields: noCacheFields(cc),
       etag: fieldValue(info.headers, 'etag'),
       lastModified: parseHttpDate(fieldValue(info.headers, 'last-modified')),
@@ -318,7 +368,8 @@ export class Cache {
     const headers = updateHeaders(e.headers, fresh);
     const info: ResponseInfo = { status: e.status, headers, requestTime, responseTime: nowSeconds() };
     const { cc } = responseDirectives(headers);
-    const lifetime = freshnessLifetime(info, cc, this.heuristic);
+    const rule = this.refreshRule(e.url);
+    const lifetime = freshnessLifetime(info, cc, rule.heuristic);
     return {
       ...e,
       headers,
@@ -326,7 +377,7 @@ export class Cache {
       responseTime: info.responseTime,
       // The 304's own Date and Age describe the age of the freshened response.
       initialAge: initialAge({ ...info, headers: raw }),
-      policy: storedPolicy(cc, lifetime),
+      policy: withMaxStale(storedPolicy(cc, lifetime), rule.maxStale),
       noCacheFields: noCacheFields(cc),
       etag: fieldValue(headers, 'etag'),
       lastModified: parseHttpDate(fieldValue(headers, 'last-modified')),

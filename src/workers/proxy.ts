@@ -212,7 +212,8 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     where.server = target.form === 'absolute' && !originUrl ? target.host : (originUrl?.hostname ?? '-');
     let ctx: AccessContext | null = null;
     if (config.squid) {
-      const u = new URL(path, origin);
+      // In reverse mode the site is the one the client named (Squid's vhost), else the origin itself.
+      const u = new URL(path, originUrl && host ? `${originUrl.protocol}//${host}` : origin);
       const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
       const scheme = u.protocol.slice(0, -1);
       const dest = { scheme, host: u.hostname, port, url: u.href, path };

@@ -29,13 +29,14 @@ export class Tunnels {
     client.on('error', () => client.destroy());
     const started = Date.now();
     const fail = (err: ProxyError) => {
-      this.deps.recorder?.tunnel(req, started, client as Socket, err.status, null);
       log.info(
         { client: req.socket.remoteAddress, target: req.url, status: err.status, error: err.squidError },
         err.message,
       );
       if (client.writable) client.end(rawErrorResponse(err, this.deps.via));
       else client.destroy();
+      // After the write, so the logged size counts the error response.
+      this.deps.recorder?.tunnel(req, started, client as Socket, err.status, null);
     };
     const auth = parseAuthority(req.url ?? '');
     if (typeof auth === 'string') return fail(invalidRequest(`CONNECT target: ${auth}`));

@@ -43,7 +43,8 @@ describe('squid.conf reading', () => {
     );
     assert.equal(d.port, 3128);
     assert.equal(d.logfileRotate, 0, "Debian's conf.d/debian.conf sets logfile_rotate 0");
-    assert.match(d.squid.ignored.join('\n'), /refresh_pattern \(.*stock\.conf:\d+\)/);
+    assert.match(d.squid.ignored.join('\n'), /coredump_dir \(.*stock\.conf:\d+\)/);
+    assert.equal(d.squid.refreshPatterns.length, 4);
   });
 
   it('maps http_port accel with cache_peer originserver to reverse-proxy mode', () => {

@@ -5,7 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AccessRecord, formatRecord, openAccessLog, squidResult } from '../../src/workers/access-log.js';
-import { type Cuttle, type Origin, sleep, startCuttle, startOrigin, viaProxy } from '../helpers/cuttle.js';
+import {
+  type Cuttle,
+  type Origin,
+  rawExchange,
+  sleep,
+  startCuttle,
+  startOrigin,
+  viaProxy,
+} from '../helpers/cuttle.js';
 
 // Squid's native format: %ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt
 const NATIVE =
@@ -158,6 +166,15 @@ describe('access.log from a running cluster', () => {
     assert.equal(pids.size, 2);
     const codes = new Set(ls.map((l) => NATIVE.exec(l)?.[5]));
     assert.ok(codes.has('TCP_MISS') && codes.has('TCP_HIT'), [...codes].join(' '));
+  });
+
+  it('logs a refused CONNECT as TCP_DENIED with the size of the error response', async () => {
+    await rawExchange(cuttle.port, 'CONNECT 127.0.0.1:8443 HTTP/1.1\r\nHost: 127.0.0.1:8443\r\n\r\n', 300);
+    const { ls } = await lines(logFile, 1, 'CONNECT 127.0.0.1:8443');
+    const m = NATIVE.exec(ls.find((l) => l.includes('CONNECT 127.0.0.1:8443')) ?? '');
+    assert.equal(m?.[5], 'TCP_DENIED');
+    assert.equal(m?.[6], '403');
+    assert.ok(Number(m?.[7]) > 0, 'bytes include the error response');
   });
 
   it('SIGUSR1 rotates to .0 and .1 (logfile_rotate 2) and the workers write the new file', async () => {

@@ -70,6 +70,28 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
     assert.equal(freshnessLifetime(info(['Date', date, 'Last-Modified', lm], 500), new Map(), H), 0);
   });
 
+  it("applies Squid's refresh_pattern min, max, override-expire and override-lastmod", () => {
+    const info = (headers: string[]) => ({ status: 200, headers, requestTime: T, responseTime: T });
+    const date = new Date(T * 1000).toUTCString();
+    const recent = new Date((T - 1000) * 1000).toUTCString();
+    const R = { fraction: 0.2, min: 600, max: 3600 };
+    assert.equal(freshnessLifetime(info(['Date', date]), new Map(), R), 600, 'no Last-Modified: min');
+    assert.equal(freshnessLifetime(info(['Date', date, 'Last-Modified', recent]), new Map(), R), 200);
+    assert.equal(
+      freshnessLifetime(info(['Date', date, 'Last-Modified', recent]), new Map(), {
+        ...R,
+        overrideLastmod: true,
+      }),
+      600,
+    );
+    assert.equal(freshnessLifetime(info([]), parseCacheControl('max-age=5'), R), 5);
+    assert.equal(
+      freshnessLifetime(info([]), parseCacheControl('max-age=5'), { ...R, overrideExpire: true }),
+      600,
+    );
+    assert.equal(freshnessLifetime(info(['Date', date]), new Map(), { ...R, min: 9999 }), 3600, 'max caps');
+  });
+
   it('computes the initial age from Age, Date and the response delay (§4.2.3)', () => {
     const date = new Date((T - 10) * 1000).toUTCString();
     assert.equal(

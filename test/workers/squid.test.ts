@@ -13,6 +13,7 @@ import {
   startCuttle,
   startOrigin,
   viaProxy,
+  waitStored,
 } from '../helpers/cuttle.js';
 
 const stock = fileURLToPath(new URL('../../../test/fixtures/squid/stock.conf', import.meta.url));
@@ -66,7 +67,7 @@ describe("--squid-conf with Debian's stock directives", () => {
       .logs()
       .filter((l) => String(l.msg).startsWith('ignored: ') && l.role === 'primary')
       .map((l) => l.msg);
-    assert.ok(ignored.some((m) => /^ignored: refresh_pattern \(.*stock\.conf:\d+\)$/.test(String(m))));
+    assert.ok(ignored.some((m) => /^ignored: coredump_dir \(.*stock\.conf:\d+\)$/.test(String(m))));
     assert.equal(new Set(ignored).size, ignored.length, 'each one once');
   });
 });
@@ -78,7 +79,7 @@ describe('cuttle -k parse', () => {
     const r = run('-k', 'parse', '--squid-conf', stock);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /stock\.conf: OK\. forward proxy on 0\.0\.0\.0:3128/);
-    assert.match(r.stdout, /^ignored: refresh_pattern \(.*stock\.conf:\d+\)$/m);
+    assert.match(r.stdout, /^ignored: coredump_dir \(.*stock\.conf:\d+\)$/m);
   });
 
   it('exits 2 naming file and line for a malformed line', () => {
@@ -145,5 +146,103 @@ via off
     // 127.0.0.2 is neither `anon` nor `localhost`: http_access denies it, and the denial keeps its headers.
     const r = await viaProxy(proxy.port, `${echo.url}/h3`, { localAddress: '127.0.0.2' });
     assert.equal(r.status, 403);
+  });
+});
+
+describe('refresh_pattern', () => {
+  let site: Origin;
+  let proxy: Cuttle;
+  let n = 0;
+  before(async () => {
+    site = await startOrigin((req, res) => {
+      n++;
+      const cc = req.url?.startsWith('/nostore/') ? { 'Cache-Control': 'no-store' } : {};
+      res.writeHead(200, { 'Content-Type': 'text/plain', ...cc });
+      res.end(`v${n}`);
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-refresh-'));
+    const file = join(dir, 'squid.conf');
+    writeFileSync(
+      file,
+      `http_access allow localhost
+refresh_pattern -i ^http://[^/]+/STATIC/ 10 20% 60 ignore-reload
+refresh_pattern /nostore/ 5 20% 60 ignore-no-store
+refresh_pattern . 0 20% 4320
+`,
+    );
+    proxy = await startCuttle({ args: ['--squid-conf', file, '--host', '127.0.0.1'] });
+  });
+  after(async () => {
+    await proxy.stop();
+    await site.close();
+  });
+  const status = (r: { headers: Record<string, unknown> }) => String(r.headers['cache-status']);
+
+  it('gives a response without validators the min of the first matching pattern (-i)', async () => {
+    const r = await viaProxy(proxy.port, `${site.url}/static/a.css`);
+    assert.match(status(r), /stored; ttl=(599|600)$/);
+    const other = await viaProxy(proxy.port, `${site.url}/page`);
+    assert.match(
+      status(other),
+      /stored; ttl=-?[01]$/,
+      'the catch-all pattern gives 0: stored, to be revalidated',
+    );
+  });
+
+  it('ignore-reload serves a hit to a client that asks for no-cache', async () => {
+    const url = `${site.url}/static/b.css`;
+    await viaProxy(proxy.port, url);
+    await waitStored(proxy.cacheDir, url);
+    const r = await viaProxy(proxy.port, url, { headers: { 'Cache-Control': 'no-cache' } });
+    assert.match(status(r), /; hit/);
+  });
+
+  it('ignore-no-store stores what the origin marked no-store', async () => {
+    const url = `${site.url}/nostore/x`;
+    const first = await viaProxy(proxy.port, url);
+    assert.match(status(first), /stored; ttl=(299|300)$/);
+    await waitStored(proxy.cacheDir, url);
+    assert.match(status(await viaProxy(proxy.port, url)), /; hit/);
+  });
+});
+
+describe('a reverse-proxy squid.conf (accel + cache_peer originserver)', () => {
+  let site: Origin;
+  let edge: Cuttle;
+  before(async () => {
+    site = await startOrigin((req, res) => {
+      res.writeHead(200, { 'Cache-Control': 'max-age=60', 'Content-Type': 'text/plain' });
+      res.end(`page ${req.url} for ${req.headers.host}`);
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-accel-'));
+    const file = join(dir, 'squid.conf');
+    const port = new URL(site.url).port;
+    writeFileSync(
+      file,
+      `http_port 127.0.0.1:80 accel defaultsite=www.example.test no-vhost
+cache_peer 127.0.0.1 parent ${port} 0 no-query originserver name=web
+acl site dstdomain www.example.test
+http_access allow site
+http_access deny all
+`,
+    );
+    edge = await startCuttle({ args: ['--squid-conf', file] });
+  });
+  after(async () => {
+    await edge.stop();
+    await site.close();
+  });
+
+  it('serves origin-form requests from the peer, then from the cache', async () => {
+    const url = '/index.html';
+    const first = await viaProxy(edge.port, url, { headers: { Host: 'www.example.test' } });
+    assert.equal(first.status, 200);
+    assert.match(first.body.toString(), /^page \/index\.html for /);
+    const key = `http://www.example.test${url}`;
+    await waitStored(edge.cacheDir, key);
+    const second = await viaProxy(edge.port, url, { headers: { Host: 'www.example.test' } });
+    assert.match(String(second.headers['cache-status']), /; hit/);
+    const other = await viaProxy(edge.port, url, { headers: { Host: 'other.test' } });
+    assert.equal(other.status, 403, 'dstdomain sees the site the client named');
   });
 });
