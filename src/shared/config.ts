@@ -45,6 +45,8 @@ export interface Config {
   cacheSize: number;
   /** Largest object stored, bytes. */
   maxObjectSize: number;
+  /** Smallest object stored, bytes (Squid's minimum_object_size), when its length is known up front. */
+  minObjectSize: number;
   /** Store an object on its Nth request within the window (nginx's proxy_cache_min_uses). */
   cacheMinUses: number;
   cacheMinUsesWindow: number;
@@ -84,6 +86,7 @@ export const DEFAULTS: Config = {
   maxUrlLength: 8192,
   cacheSize: 1024 ** 3,
   maxObjectSize: 64 * 1024 ** 2,
+  minObjectSize: 0,
   cacheMinUses: 1,
   cacheMinUsesWindow: 600_000,
   heuristicFraction: 0.1,
@@ -287,6 +290,8 @@ function validate(input: Record<string, unknown>, where: string): Config {
   if (v.cacheSize !== undefined) c.cacheSize = converted(where, 'cacheSize', v.cacheSize, parseSize);
   if (v.maxObjectSize !== undefined)
     c.maxObjectSize = converted(where, 'maxObjectSize', v.maxObjectSize, parseSize);
+  if (v.minObjectSize !== undefined)
+    c.minObjectSize = converted(where, 'minObjectSize', v.minObjectSize, parseSize);
   if (v.cacheMinUses !== undefined)
     c.cacheMinUses = integer(where, 'cacheMinUses', v.cacheMinUses, 1, 1_000_000);
   if (v.cacheMinUsesWindow !== undefined) {

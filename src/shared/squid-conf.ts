@@ -97,6 +97,7 @@ export interface SquidDerived {
   cacheDir?: string;
   cacheSize?: number;
   maxObjectSize?: number;
+  minObjectSize?: number;
   visibleHostname?: string;
   maxHeaderSize?: number;
   accessLog?: string | null;
@@ -426,6 +427,9 @@ export function parseSquidConf(file: string): SquidDerived {
         d.cacheSize = Number(mb) * 1024 ** 2;
         break;
       }
+      case 'minimum_object_size':
+        d.minObjectSize = size(l, a[0], a[1], 'KB');
+        break;
       case 'maximum_object_size':
         d.maxObjectSize = size(l, a[0], a[1], 'KB');
         break;

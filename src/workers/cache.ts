@@ -299,6 +299,7 @@ export class Cache {
     const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
     if (notStorable) cs.detail = `not stored: ${notStorable}`;
     else if (length > this.config.maxObjectSize) cs.detail = 'not stored: larger than max-object-size';
+    else if (length < this.config.minObjectSize) cs.detail = 'not stored: smaller than minimum_object_size';
     else if (!this.store.admit(key, this.config.cacheMinUses, this.config.cacheMinUsesWindow))
       cs.detail = 'not stored: min-uses';
     else {

@@ -53,6 +53,7 @@ describe('squid.conf reading', () => {
 cache_peer 127.0.0.1 parent 8081 0 no-query originserver name=origin
 cache_dir ufs /var/spool/cuttle-test 2048 16 256
 maximum_object_size 8 MB
+minimum_object_size 2 KB
 workers 3
 visible_hostname edge1
 connect_timeout 5 seconds
@@ -66,6 +67,7 @@ http_access allow all
     assert.equal(d.cacheDir, '/var/spool/cuttle-test');
     assert.equal(d.cacheSize, 2048 * 1024 ** 2);
     assert.equal(d.maxObjectSize, 8 * 1024 ** 2);
+    assert.equal(d.minObjectSize, 2048);
     assert.equal(d.workers, 3);
     assert.equal(d.visibleHostname, 'edge1');
     assert.deepEqual(d.timeouts, { connect: 5000, shutdown: 60_000 });

@@ -159,6 +159,17 @@ describe('shared store', () => {
     }
   });
 
+  it('does not store objects under minObjectSize (minimum_object_size)', async () => {
+    const c = await startCuttle({ workers: 1, config: { minObjectSize: '1k' } });
+    try {
+      const r = await viaProxy(c.port, `${origin.url}/tiny?size=10`);
+      assert.equal(r.body.length, 10);
+      assert.match(String(r.headers['cache-status']), /not stored: smaller than minimum_object_size/);
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('does not store objects over --max-object-size, and still serves them whole', async () => {
     const c = await startCuttle({ workers: 1, args: ['--max-object-size', '1m'] });
     try {
