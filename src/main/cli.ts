@@ -102,7 +102,7 @@ process.on('SIGHUP', () => {
 // SIGUSR1 is Squid's `-k rotate` (without a listener Node would open its inspector on it).
 process.on('SIGUSR1', () => {
   const { accessLog, logfileRotate } = current;
-  if (!accessLog) return log.info('SIGUSR1: no access log to rotate');
+  if (!accessLog || accessLog === '-') return log.info('SIGUSR1: no access log file to rotate');
   try {
     rotateFiles(accessLog, logfileRotate);
   } catch (err) {

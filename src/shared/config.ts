@@ -142,7 +142,7 @@ export const FLAGS = {
   },
   'access-log': {
     type: 'string',
-    help: "write Squid's access.log (native format) to this file; SIGUSR1 rotates it",
+    help: "write Squid's access.log (native format) to this file, or - for standard output; SIGUSR1 rotates it",
   },
   'log-level': { type: 'string', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
@@ -316,7 +316,8 @@ function validate(input: Record<string, unknown>, where: string): Config {
   if (v.accessLog !== undefined && v.accessLog !== null) {
     if (typeof v.accessLog !== 'string' || !v.accessLog)
       fail(where, 'accessLog', 'expected a file path or null');
-    c.accessLog = resolve(v.accessLog);
+    // `-` is standard output (DESIGN.md), for containers and journald.
+    c.accessLog = v.accessLog === '-' ? '-' : resolve(v.accessLog);
   }
   if (v.accessLogFormat !== undefined) {
     if (!['squid', 'common', 'combined'].includes(String(v.accessLogFormat)))

@@ -116,12 +116,14 @@ export interface AccessLog {
 export function openAccessLog(path: string, format: LogFormat): AccessLog {
   // Buffered: a write(2) carries up to 64 KiB of whole lines, flushed at the latest 200 ms later.
   // sonic-boom keeps whole writes together in buffers of at most maxWrite bytes, one write(2) each.
+  // On standard output (a pipe shared by every worker) a write(2) is atomic only up to PIPE_BUF (4 KiB).
+  const toStdout = path === '-';
   const out = new SonicBoom({
-    dest: path,
+    dest: toStdout ? 1 : path,
     append: true,
-    mkdir: true,
-    minLength: 32 * 1024,
-    maxWrite: 64 * 1024,
+    mkdir: !toStdout,
+    minLength: toStdout ? 2048 : 32 * 1024,
+    maxWrite: toStdout ? 4096 : 64 * 1024,
     sync: false,
   });
   const timer = setInterval(() => out.flush(), 200);
@@ -133,6 +135,7 @@ export function openAccessLog(path: string, format: LogFormat): AccessLog {
     write: (r) => out.write(formatRecord(r, format)),
     // Lines buffered before the rotation belong to the renamed file, which the old descriptor still names.
     reopen: () => {
+      if (toStdout) return;
       try {
         out.flushSync();
       } catch {

@@ -107,6 +107,26 @@ describe('access.log writer', () => {
   });
 });
 
+describe('access.log on standard output (--access-log -)', () => {
+  it('writes whole lines from both workers to stdout', async () => {
+    const origin = await startOrigin((_req, res) => res.end('ok'));
+    const c = await startCuttle({ workers: 2, args: ['--access-log', '-'] });
+    try {
+      for (let i = 0; i < 200; i++) await viaProxy(c.port, `${origin.url}/stdout-${i}`, { agent: false });
+      await sleep(600);
+      const logged = c.stdout.filter((l) => l.includes('/stdout-'));
+      assert.equal(logged.length, 200);
+      assert.deepEqual(
+        logged.filter((l) => !NATIVE.test(l)),
+        [],
+      );
+    } finally {
+      await c.stop();
+      await origin.close();
+    }
+  });
+});
+
 describe('access.log from a running cluster', () => {
   let origin: Origin;
   let cuttle: Cuttle;
