@@ -28,6 +28,7 @@ export type Lookup = { entry: StoredEntry; key: string } | { miss: 'uri-miss' | 
 export class Store {
   readonly env: CacheEnv;
   private touched = new Map<string, number>();
+  private readonly recentUses = new Map<string, { count: number; since: number }>();
   private lastWriteErrorLog = 0;
   private timer: NodeJS.Timeout;
   private snapshotTimer: NodeJS.Timeout;
@@ -256,13 +257,20 @@ export class Store {
   admit(key: string, minUses: number, windowMs: number): boolean {
     if (minUses <= 1) return true;
     const now = Date.now();
-    const u = this.env.uses.get(key);
+    // This worker's own last count, while its write may not be visible in the read snapshot yet: without it
+    // requests in quick succession all read the same stale count.
+    const stored = this.env.uses.get(key);
+    const mine = this.recentUses.get(key);
+    const u = mine && (!stored || mine.since > stored.since || mine.count > stored.count) ? mine : stored;
     const since = u && now - u.since <= windowMs ? u.since : now;
     const count = (u && since === u.since ? u.count : 0) + 1;
+    if (this.recentUses.size > 10_000) this.recentUses.clear();
     if (count >= minUses) {
+      this.recentUses.delete(key);
       this.env.uses.remove(key).catch((e) => this.writeFailed(e));
       return true;
     }
+    this.recentUses.set(key, { count, since });
     this.env.uses.put(key, { count, since }).catch((e) => this.writeFailed(e));
     return false;
   }
