@@ -3,7 +3,7 @@
  * and a tunnel load for the connect scenario (CONNECT, then TLS to the origin, then keep-alive GETs).
  * Every figure names the tool that produced it.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { type IncomingHttpHeaders, request } from 'node:http';
 import { createRequire } from 'node:module';
@@ -122,7 +122,7 @@ function loadAutocannon(opts: LoadOptions): Promise<Figures> {
   });
 }
 
-function loadWrk(opts: LoadOptions): Figures {
+async function loadWrk(opts: LoadOptions): Promise<Figures> {
   // wrk's own percentiles include p99.9 only through a script; the done() hook prints them.
   const script = join(opts.scratchDir, 'wrk.lua');
   writeFileSync(
@@ -134,13 +134,19 @@ end
 `,
   );
   const stop = ticker(opts, () => null);
-  // wrk runs synchronously, so the ticker cannot fire meanwhile; one progress call before is all there is.
-  opts.progress?.(0, null);
-  const r = spawnSync(
-    'wrk',
-    ['-t1', `-c${opts.connections}`, `-d${opts.duration}s`, '-s', script, `http://127.0.0.1:${opts.port}/`],
-    { encoding: 'utf8' },
-  );
+  const r = await new Promise<{ stdout: string }>((resolve, reject) => {
+    const p = spawn(
+      'wrk',
+      ['-t1', `-c${opts.connections}`, `-d${opts.duration}s`, '-s', script, `http://127.0.0.1:${opts.port}/`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let stdout = '';
+    p.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    p.once('error', reject);
+    p.once('close', () => resolve({ stdout }));
+  });
   stop();
   const num = (re: RegExp) => Number(re.exec(r.stdout)?.[1] ?? 0);
   const rps = num(/Requests\/sec:\s+([\d.]+)/);

@@ -76,6 +76,9 @@ export interface SquidSettings {
   requestHeaderAccess: HeaderRule[];
   replyHeaderAccess: HeaderRule[];
   requestHeaderReplace: Record<string, string>;
+  /** http_port accel: defaultsite, and whether the Host header names the site (vhost) or not (no-vhost). */
+  accelSite: string | null;
+  accelVhost: boolean;
   /** refresh_pattern lines in order; times in seconds, percent as written. */
   refreshPatterns: RefreshPattern[];
   /** cachemgr_passwd: a password (or none, disable) per cache manager report; `all` for the rest. */
@@ -233,12 +236,15 @@ export function parseSquidConf(file: string): SquidDerived {
     denyInfo: {},
     managerPasswords: {},
     refreshPatterns: [],
+    accelSite: null,
+    accelVhost: true,
     ignored: [],
   };
   const d: SquidDerived = { squid: settings };
   const timeouts: Record<string, number> = {};
+  let cacheMem: number | undefined;
   let peerOrigin: string | undefined;
-  let accel: { defaultsite?: string } | undefined;
+  let accel: { defaultsite?: string; noVhost?: boolean } | undefined;
   const acls = new Map<string, AclDef>(BUILTIN_ACLS.map((a) => [a.name, { ...a, values: [...a.values] }]));
   const builtins = new Set(BUILTIN_ACLS.map((a) => a.name));
 
@@ -401,8 +407,10 @@ export function parseSquidConf(file: string): SquidDerived {
           else if (o.startsWith('defaultsite=')) {
             accel ??= {};
             accel.defaultsite = o.slice('defaultsite='.length);
-          } else if (o === 'vhost' || o === 'no-vhost') accel ??= {};
-          else settings.ignored.push(`http_port option ${o} (${where(l)})`);
+          } else if (o === 'vhost' || o === 'no-vhost') {
+            accel ??= {};
+            accel.noVhost = o === 'no-vhost';
+          } else settings.ignored.push(`http_port option ${o} (${where(l)})`);
         }
         break;
       }
@@ -429,6 +437,11 @@ export function parseSquidConf(file: string): SquidDerived {
       }
       case 'minimum_object_size':
         d.minObjectSize = size(l, a[0], a[1], 'KB');
+        break;
+      case 'cache_mem':
+        // Without a cache_dir Squid is a memory-only cache of cache_mem bytes; cuttle's store is one memory
+        // map either way, so cache_mem sizes it when no cache_dir does.
+        cacheMem = size(l, a[0], a[1], 'MB');
         break;
       case 'maximum_object_size':
         d.maxObjectSize = size(l, a[0], a[1], 'KB');
@@ -490,12 +503,17 @@ export function parseSquidConf(file: string): SquidDerived {
     }
   }
   if (accel) {
+    // vhost (Squid's default in accel mode): the Host header names the site, defaultsite when it is missing;
+    // no-vhost: every request is for defaultsite.
+    settings.accelSite = accel.defaultsite ?? null;
+    settings.accelVhost = !accel.noVhost;
     const origin = peerOrigin ?? (accel.defaultsite ? `http://${accel.defaultsite}` : undefined);
     if (!origin)
       throw new ConfigError(`${path}: http_port accel needs cache_peer ... originserver or defaultsite=`);
     d.origin = origin;
   }
   if (Object.keys(timeouts).length) d.timeouts = timeouts;
+  if (d.cacheSize === undefined && cacheMem !== undefined) d.cacheSize = cacheMem;
   if (settings.auth && !settings.auth.passwdFile)
     throw new ConfigError(`${path}: auth_param basic needs a program line naming the password file`);
   if ([...acls.values()].some((a) => a.type === 'proxy_auth') && !settings.auth)

@@ -15,7 +15,7 @@ import sonicBoom, { type SonicBoom as SonicBoomClass } from 'sonic-boom';
 const SonicBoom = sonicBoom as unknown as typeof SonicBoomClass;
 
 import type { StatsCounter } from '../shared/mgr-stats.js';
-import { CACHE_NAME } from './cache.js';
+import { CACHE_NAME, MEM_HIT } from './cache.js';
 import { plainAddress } from './http-semantics.js';
 
 export type LogFormat = 'squid' | 'common' | 'combined';
@@ -56,16 +56,19 @@ export function squidResult(o: {
   clientEtag: boolean;
   aborted: boolean;
   timedOut: boolean;
+  /** Served from a body kept in the entry record: Squid's memory hit. */
+  memory?: boolean;
 }): string {
   const cs = o.cacheStatus ?? '';
   let code: string;
   if (o.method === 'CONNECT' && o.status === 200) code = 'TCP_TUNNEL';
+  else if (/stored body missing/.test(cs)) code = 'TCP_SWAPFAIL_MISS';
   else if (o.squidError === 'ERR_ACCESS_DENIED' || o.squidError === 'ERR_CACHE_ACCESS_DENIED')
     code = 'TCP_DENIED';
   else if (/;\s*hit/.test(cs)) {
     if (o.status === 304) code = o.clientEtag ? 'TCP_INM_HIT' : 'TCP_IMS_HIT';
     else if (o.status >= 400) code = 'TCP_NEGATIVE_HIT';
-    else code = 'TCP_HIT';
+    else code = o.memory ? 'TCP_MEM_HIT' : 'TCP_HIT';
   } else if (/fwd=stale/.test(cs)) {
     if (/stale-if-error/.test(cs)) code = 'TCP_REFRESH_FAIL_OLD';
     else if (/fwd-status=304/.test(cs)) code = 'TCP_REFRESH_UNMODIFIED';
@@ -225,6 +228,7 @@ export class AccessRecorder {
         squidError,
         clientEtag: req.headers['if-none-match'] !== undefined,
         aborted: !res.writableFinished,
+        memory: (res as unknown as Record<symbol, boolean>)[MEM_HIT] === true,
         timedOut:
           squidError === 'ERR_READ_TIMEOUT' || (res.statusCode === 504 && squidError === 'ERR_CONNECT_FAIL'),
       });

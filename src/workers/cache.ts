@@ -56,12 +56,15 @@ const UPDATE_IGNORES = new Set(['via', 'age', 'content-length']);
 
 const nowSeconds = () => Date.now() / 1000;
 export const CACHE_NAME = 'cuttle';
+/** Marks a response served from an inline stored body, for access.log (a registered symbol: no import cycle). */
+export const MEM_HIT = Symbol.for('cuttle.memHit');
 
 /** What a refresh_pattern line decides for the URLs it matches. */
 interface RefreshRule {
   heuristic: HeuristicOptions;
   ignore: { noStore?: boolean; private?: boolean };
   ignoreReload: boolean;
+  refreshIms: boolean;
   /** Seconds a stale response may be served when revalidation fails (Squid's max-stale). */
   maxStale: number;
 }
@@ -87,7 +90,13 @@ export class Cache {
     private readonly log: Logger,
   ) {
     this.heuristic = { fraction: config.heuristicFraction, max: config.heuristicMax / 1000 };
-    this.defaultRule = { heuristic: this.heuristic, ignore: {}, ignoreReload: false, maxStale: 0 };
+    this.defaultRule = {
+      heuristic: this.heuristic,
+      ignore: {},
+      ignoreReload: false,
+      refreshIms: false,
+      maxStale: 0,
+    };
     this.patterns = (config.squid?.refreshPatterns ?? []).map((p) => ({
       re: new RegExp(p.regex, p.ignoreCase ? 'i' : ''),
       rule: {
@@ -103,6 +112,7 @@ export class Cache {
           private: p.options.includes('ignore-private'),
         },
         ignoreReload: p.options.includes('ignore-reload'),
+        refreshIms: p.options.includes('refresh-ims'),
         maxStale: p.maxStale ?? 0,
       },
     }));
@@ -134,7 +144,13 @@ export class Cache {
     const rule = this.refreshRule(key);
     const directives = requestDirectives(raw);
     // refresh_pattern ignore-reload: a client's no-cache or max-age=0 does not bypass the cache.
-    const rd = rule.ignoreReload ? { ...directives, noCache: false, maxAge: undefined } : directives;
+    let rd = rule.ignoreReload ? { ...directives, noCache: false, maxAge: undefined } : directives;
+    // refresh_pattern refresh-ims: a client's conditional request is a hint to revalidate with the origin.
+    if (
+      rule.refreshIms &&
+      (fieldValue(raw, 'if-modified-since') ?? fieldValue(raw, 'if-none-match')) !== undefined
+    )
+      rd = { ...rd, noCache: true };
     const found = rd.noStore ? { miss: 'uri-miss' as const } : this.store.lookup(key, raw);
     if ('entry' in found) {
       const e = found.entry;
@@ -144,6 +160,13 @@ export class Cache {
       switch (r.kind) {
         case 'fresh':
         case 'stale-ok':
+          // Squid's TCP_SWAPFAIL_MISS: a stored body that cannot be read whole is dropped and fetched again,
+          // before any byte of it reaches the client.
+          if (!this.store.bodyComplete(e)) {
+            this.log.error({ url: e.url }, 'stored body incomplete: dropping the entry and fetching again');
+            void this.store.invalidate(found.key);
+            return this.fetch(req, res, makeUp(), key, 'miss', 'stored body missing');
+          }
           this.store.touch(found.key);
           return this.deliverStored(req, res, e, age, { hit: true, ttl });
         case 'stale-while-revalidate':
@@ -212,6 +235,8 @@ export class Cache {
     h.push('Age', ageText, 'Cache-Status', status, 'X-Cache', xcache);
     if (req.method === 'GET' && e.status === 200 && this.sendRange(req, res, e, h)) return;
     res.writeHead(e.status, h);
+    // Squid's TCP_MEM_HIT for a body kept inside the entry record itself (read with the entry, no chunks).
+    if (e.body !== null) (res as unknown as Record<symbol, boolean>)[MEM_HIT] = true;
     if (req.method === 'HEAD') res.end();
     else this.store.sendBody(e, res);
   }
@@ -245,6 +270,7 @@ export class Cache {
     up: UpstreamRequest,
     key: string,
     why: CacheStatus['fwd'],
+    detail?: string,
   ): void {
     // Nothing to fetch for a client that is gone, and a leader with no client would never release its waiters.
     if (res.destroyed) return;
@@ -264,6 +290,7 @@ export class Cache {
         const decision = this.storeOrPass(req, key, status, raw, requestTime, {
           fwd: why,
           fwdStatus: status,
+          detail,
         });
         const tee = decision.tee;
         // Waiters go as soon as it is clear the response will not be stored, so uncacheable URLs never queue.

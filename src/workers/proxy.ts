@@ -96,6 +96,10 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
   };
   const originUrl = config.origin ? new URL(config.origin) : null;
   // In reverse mode the client's Host names the site, as Varnish hashes on it; without one, the origin's.
+  // squid.conf accel: the site is the Host header (vhost) or always defaultsite (no-vhost).
+  const accelSite = config.squid?.accelSite ?? null;
+  const siteOf = (hostHeader: string | undefined) =>
+    accelSite && (!config.squid?.accelVhost || !hostHeader) ? accelSite : hostHeader;
   const reverseKey = (host: string | undefined, path: string) =>
     `${originUrl?.protocol}//${(host ?? originUrl?.host ?? '').toLowerCase()}${path}`;
   const tunnels = new Tunnels({
@@ -193,14 +197,14 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
         if (!config.origin) return fail(invalidRequest(NOT_A_PROXY_REQUEST));
         origin = config.origin;
         path = target.path;
-        host = req.headers.host;
+        host = siteOf(req.headers.host);
         key = reverseKey(host, path);
         break;
       case 'absolute':
         // In reverse mode every request goes to the one origin; only the path of an absolute target counts.
         origin = config.origin ?? `${target.scheme}://${target.authority}`;
         path = target.path;
-        host = config.origin ? req.headers.host : target.authority;
+        host = config.origin ? siteOf(req.headers.host) : target.authority;
         key = config.origin
           ? reverseKey(host, path)
           : cacheKey(target.scheme, target.host, target.port, path);

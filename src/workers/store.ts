@@ -210,6 +210,12 @@ export class Store {
     pump();
   }
 
+  /** Whether every body chunk of an entry is present (a damaged store must not serve a short body). */
+  bodyComplete(e: StoredEntry): boolean {
+    for (let i = 0; i < e.chunks; i++) if (!this.env.bodies.doesExist([e.bodyId, i])) return false;
+    return true;
+  }
+
   /** For the cache manager: stored responses and their bytes, and the first `limit` entries. */
   summary(limit: number): { objects: number; bytes: number; list: StoredEntry[] } {
     this.env.root.resetReadTxn();

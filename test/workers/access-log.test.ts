@@ -13,6 +13,7 @@ import {
   startCuttle,
   startOrigin,
   viaProxy,
+  waitStored,
 } from '../helpers/cuttle.js';
 
 // Squid's native format: %ts.%03tu %6tr %>a %Ss/%03>Hs %<st %rm %ru %[un %Sh/%<a %mt
@@ -71,6 +72,8 @@ describe('access.log formats (Squid logformat)', () => {
         ...o,
       });
     assert.equal(r({ cacheStatus: 'cuttle; hit; ttl=5' }), 'TCP_HIT');
+    assert.equal(r({ cacheStatus: 'cuttle; hit; ttl=5', memory: true }), 'TCP_MEM_HIT');
+    assert.equal(r({ cacheStatus: 'cuttle; fwd=miss; detail="stored body missing"' }), 'TCP_SWAPFAIL_MISS');
     assert.equal(r({ cacheStatus: 'cuttle; hit; ttl=5', status: 404 }), 'TCP_NEGATIVE_HIT');
     assert.equal(r({ cacheStatus: 'cuttle; hit', status: 304, clientEtag: true }), 'TCP_INM_HIT');
     assert.equal(r({ cacheStatus: 'cuttle; hit', status: 304 }), 'TCP_IMS_HIT');
@@ -104,6 +107,39 @@ describe('access.log writer', () => {
     assert.match(readFileSync(`${file}.0`, 'utf8'), /\/old .*\n.*\/buffered /);
     assert.equal(readFileSync(file, 'utf8').split('\n').filter(Boolean).length, 1);
     assert.match(readFileSync(file, 'utf8'), /\/new /);
+  });
+});
+
+describe('a damaged stored body (TCP_SWAPFAIL_MISS)', () => {
+  it('is dropped and fetched again whole, never served short', async () => {
+    const size = 600 * 1024;
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'Cache-Control': 'max-age=600', 'Content-Length': String(size) });
+      res.end(Buffer.alloc(size, 'z'));
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-swapfail-'));
+    const c = await startCuttle({ workers: 1, args: ['--access-log', join(dir, 'access.log')] });
+    try {
+      const url = `${origin.url}/big`;
+      await viaProxy(c.port, url);
+      await waitStored(c.cacheDir, url);
+      // Damage the store as a disk error would: one body chunk goes missing.
+      const { openCacheEnv } = await import('../../src/shared/cache-env.js');
+      const env = openCacheEnv(c.cacheDir, 0);
+      const entry = env.entries.get(url) as { bodyId: string; chunks: number };
+      assert.equal(entry.chunks, 3);
+      await env.bodies.remove([entry.bodyId, 1]);
+      const r = await viaProxy(c.port, url);
+      assert.equal(r.body.length, size);
+      assert.ok(r.body.every((b) => b === 0x7a));
+      assert.match(String(r.headers['cache-status']), /detail="stored body missing"/);
+      await sleep(500);
+      assert.match(readFileSync(join(dir, 'access.log'), 'utf8'), /TCP_SWAPFAIL_MISS\/200 \d+ GET .*\/big /);
+      await env.root.close();
+    } finally {
+      await c.stop();
+      await origin.close();
+    }
   });
 });
 
@@ -185,7 +221,7 @@ describe('access.log from a running cluster', () => {
     const pids = new Set(cuttle.workerPids());
     assert.equal(pids.size, 2);
     const codes = new Set(ls.map((l) => NATIVE.exec(l)?.[5]));
-    assert.ok(codes.has('TCP_MISS') && codes.has('TCP_HIT'), [...codes].join(' '));
+    assert.ok(codes.has('TCP_MISS') && codes.has('TCP_MEM_HIT'), [...codes].join(' '));
   });
 
   it('logs a refused CONNECT as TCP_DENIED with the size of the error response', async () => {

@@ -167,6 +167,7 @@ describe('refresh_pattern', () => {
       `http_access allow localhost
 refresh_pattern -i ^http://[^/]+/STATIC/ 10 20% 60 ignore-reload
 refresh_pattern /nostore/ 5 20% 60 ignore-no-store
+refresh_pattern /ims/ 10 20% 60 refresh-ims
 refresh_pattern . 0 20% 4320
 `,
     );
@@ -195,6 +196,15 @@ refresh_pattern . 0 20% 4320
     await waitStored(proxy.cacheDir, url);
     const r = await viaProxy(proxy.port, url, { headers: { 'Cache-Control': 'no-cache' } });
     assert.match(status(r), /; hit/);
+  });
+
+  it('refresh-ims revalidates a fresh object when the client sends a conditional request', async () => {
+    const url = `${site.url}/ims/x`;
+    await viaProxy(proxy.port, url);
+    await waitStored(proxy.cacheDir, url);
+    assert.match(status(await viaProxy(proxy.port, url)), /; hit/);
+    const r = await viaProxy(proxy.port, url, { headers: { 'If-Modified-Since': new Date().toUTCString() } });
+    assert.match(status(r), /fwd=request/);
   });
 
   it('ignore-no-store stores what the origin marked no-store', async () => {
@@ -242,7 +252,9 @@ http_access deny all
     await waitStored(edge.cacheDir, key);
     const second = await viaProxy(edge.port, url, { headers: { Host: 'www.example.test' } });
     assert.match(String(second.headers['cache-status']), /; hit/);
+    // no-vhost: whatever Host the client sends, the site is defaultsite (so the same stored object).
     const other = await viaProxy(edge.port, url, { headers: { Host: 'other.test' } });
-    assert.equal(other.status, 403, 'dstdomain sees the site the client named');
+    assert.match(String(other.headers['cache-status']), /; hit/);
+    assert.match(other.body.toString(), /for www\.example\.test$/, 'the origin was asked for defaultsite');
   });
 });
