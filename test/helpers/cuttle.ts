@@ -313,7 +313,8 @@ export async function waitStored(
   cacheDir: string,
   key: string,
   test: (record: unknown) => boolean = (r) => r !== undefined,
-  timeoutMs = 10_000,
+  // Generous: a commit waits for fsync, which this shared VM has been seen to stall for over 10 s under a full parallel test run.
+  timeoutMs = 30_000,
 ): Promise<void> {
   const { openCacheEnv } = await import('../../src/shared/cache-env.js');
   envs[cacheDir] ??= openCacheEnv(cacheDir, 0);
