@@ -11,6 +11,7 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from '../src/shared/mgr-stats.js';
 import { parseSize } from '../src/shared/units.js';
 import { VERSION } from '../src/shared/version.js';
 import { chartSvg } from './chart.js';
@@ -229,12 +230,6 @@ function row(r: Run): string {
   const n = (x: number, d = 0) => x.toFixed(d).padStart(9);
   return `${r.system.padEnd(8)} ${r.scenario.padEnd(14)}${n(r.requestsPerSec)} req/s${n(r.mbPerSec, 1)} MB/s  p50 ${n(r.p50, 2)} ms  p99 ${n(r.p99, 2)} ms  p99.9 ${n(r.p999, 2)} ms  err ${r.errors}/${r.timeouts}/${r.non2xx}  rss ${r.peakRssMb} MB  [${r.tool}]${r.note ? `  ${r.note}` : ''}`;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 /** Medians over the rounds, one per system and scenario; counts of errors are summed, RSS is the peak. */
 export function medians(runs: Run[]): Run[] {

@@ -75,10 +75,4 @@ export function clientMatcher(rules: readonly string[]): ClientMatcher {
 }
 
 /** Whether a socket address is on this host (127/8, ::1, or either IPv4-mapped). */
-export function isLoopback(address: string | undefined): boolean {
-  try {
-    return address !== undefined && ipaddr.process(address).range() === 'loopback';
-  } catch {
-    return false;
-  }
-}
+export const isLoopback: ClientMatcher = clientMatcher(['localhost']);

@@ -164,36 +164,23 @@ export interface RequestWhere {
   user: string | null;
 }
 
-const FIELD_RES = new Map<string, RegExp>();
-/** How cuttle's own Cache-Status marks a hit (cache.ts writes `cuttle; hit…`). */
+/** How cuttle's own Cache-Status marks a hit (cache.ts writes `cuttle; hit…`), and its own error answers. */
 const HIT_MARK = `\r\nCache-Status: ${CACHE_NAME}; hit`;
+const ERROR_MARK = '\r\nX-Squid-Error: ';
+const CACHE_STATUS = /\r\ncache-status: *([^\r]*)/i;
+const SQUID_ERROR = /\r\nx-squid-error: *([^\r ]*)/i;
+const CONTENT_TYPE = /\r\ncontent-type: *([^\r;]*)/i;
 
-/** A field of the head cuttle wrote (whichever path wrote it), read back from the serialised head. */
-function sentField(res: ServerResponse, name: string): string | null {
-  const head = (res as unknown as { _header?: string | null })._header ?? '';
-  let re = FIELD_RES.get(name);
-  if (!re) {
-    re = new RegExp(`\\r\\n${name}: *([^\\r]*)`, 'i');
-    FIELD_RES.set(name, re);
-  }
-  const m = re.exec(head);
-  return m ? m[1] : null;
-}
+/** The head cuttle wrote (whichever path wrote it), as node:http serialised it. */
+const sentHead = (res: ServerResponse) => (res as unknown as { _header?: string | null })._header ?? '';
+const headField = (head: string, re: RegExp) => re.exec(head)?.[1].trim() ?? null;
 
-/** Builds a record for each request and tunnel as it ends: into access.log when kept, and the counters. */
+/** Builds a record for each request and tunnel as it ends: the counters always, access.log when kept. */
 export class AccessRecorder {
   constructor(
     private readonly out: AccessLog | null,
     private readonly stats: StatsCounter,
   ) {}
-
-  private done(r: AccessRecord): void {
-    const direct = r.hierarchy === 'HIER_DIRECT';
-    const hit = r.result.includes('HIT');
-    const error = !hit && !direct;
-    this.stats.record(hit, direct, error, r.bytes, r.elapsed, r.client);
-    this.out?.write(r);
-  }
 
   track(req: IncomingMessage, res: ServerResponse): RequestWhere {
     const started = Date.now();
@@ -201,51 +188,40 @@ export class AccessRecorder {
     const bytesBefore = socket.bytesWritten;
     const where: RequestWhere = { url: req.url ?? '-', server: '-', user: null };
     res.once('close', () => {
-      if (!this.out) {
-        // No access log: only the manager's counters, without parsing the head (this runs per request).
-        const head = (res as unknown as { _header?: string | null })._header ?? '';
-        const hit = head.includes(HIT_MARK);
-        const failed = res.statusCode >= 400 && head.includes('\r\nX-Squid-Error: ');
-        const direct = !hit && !failed && where.server !== '-';
-        const elapsed = Date.now() - started;
-        this.stats.record(
-          hit,
-          direct,
-          failed,
-          socket.bytesWritten - bytesBefore,
-          elapsed,
-          socket.remoteAddress,
-        );
-        return;
-      }
-      const cacheStatus = sentField(res, 'cache-status');
-      const squidError = sentField(res, 'x-squid-error')?.split(' ')[0] ?? null;
+      // Two substring scans of the head, not a parse: this runs for every request.
       const end = Date.now();
-      const result = squidResult({
-        method: req.method ?? '-',
-        status: res.statusCode,
-        cacheStatus,
-        squidError,
-        clientEtag: req.headers['if-none-match'] !== undefined,
-        aborted: !res.writableFinished,
-        memory: (res as unknown as Record<symbol, boolean>)[MEM_HIT] === true,
-        timedOut:
-          squidError === 'ERR_READ_TIMEOUT' || (res.statusCode === 504 && squidError === 'ERR_CONNECT_FAIL'),
-      });
-      const direct = where.server !== '-' && !/;\s*hit/.test(cacheStatus ?? '') && squidError === null;
-      this.done({
+      const head = sentHead(res);
+      const hit = head.includes(HIT_MARK);
+      const failed = !hit && head.includes(ERROR_MARK);
+      const direct = !hit && !failed && where.server !== '-';
+      const bytes = socket.bytesWritten - bytesBefore;
+      this.stats.record(hit, direct, failed, bytes, end - started, socket.remoteAddress);
+      if (!this.out) return;
+      const squidError = headField(head, SQUID_ERROR);
+      this.out.write({
         end,
         elapsed: end - started,
         client: plainAddress(socket.remoteAddress),
-        result,
+        result: squidResult({
+          method: req.method ?? '-',
+          status: res.statusCode,
+          cacheStatus: headField(head, CACHE_STATUS),
+          squidError,
+          clientEtag: req.headers['if-none-match'] !== undefined,
+          aborted: !res.writableFinished,
+          memory: (res as unknown as Record<symbol, boolean>)[MEM_HIT] === true,
+          timedOut:
+            squidError === 'ERR_READ_TIMEOUT' ||
+            (res.statusCode === 504 && squidError === 'ERR_CONNECT_FAIL'),
+        }),
         status: res.statusCode,
-        bytes: socket.bytesWritten - bytesBefore,
+        bytes,
         method: req.method ?? '-',
         url: where.url,
         user: where.user,
         hierarchy: direct ? 'HIER_DIRECT' : 'HIER_NONE',
         server: direct ? where.server : '-',
-        contentType: sentField(res, 'content-type')?.split(';')[0].trim() ?? null,
+        contentType: headField(head, CONTENT_TYPE),
         httpVersion: req.httpVersion,
         referer: req.headers.referer ?? null,
         userAgent: req.headers['user-agent'] ?? null,
@@ -257,7 +233,15 @@ export class AccessRecorder {
   /** A CONNECT, once it ended: refused with `status`, or a tunnel that carried `bytes` to the client. */
   tunnel(req: IncomingMessage, started: number, client: Socket, status: number, server: string | null): void {
     const end = Date.now();
-    this.done({
+    this.stats.record(
+      false,
+      server !== null,
+      status !== 200,
+      client.bytesWritten,
+      end - started,
+      req.socket.remoteAddress,
+    );
+    this.out?.write({
       end,
       elapsed: end - started,
       client: plainAddress(req.socket.remoteAddress),

@@ -24,11 +24,12 @@ export interface Destination {
 export interface Access {
   /** Checked before the target is parsed: the client address alone. */
   client(req: IncomingMessage): ProxyError | null;
-  /** Checked once the destination is known. */
-  request(req: IncomingMessage, dest: Destination): ProxyError | null;
+  /**
+   * With a squid.conf only, once the destination is known: http_access's refusal, or the context the ACLs
+   * saw (with the authenticated user), which header filtering and the access log reuse.
+   */
+  request?(req: IncomingMessage, dest: Destination): ProxyError | AccessContext;
   connect(req: IncomingMessage, host: string, port: number): ProxyError | null;
-  /** The authenticated user of a request (Squid's %un), when proxy authentication is configured. */
-  user?(req: IncomingMessage): string | null;
 }
 
 export function createAccess(config: Config): Access {
@@ -43,7 +44,6 @@ export function createAccess(config: Config): Access {
   };
   return {
     client,
-    request: () => null,
     connect: (req, _host, port) =>
       client(req) ??
       (ports.has(port)
@@ -53,11 +53,7 @@ export function createAccess(config: Config): Access {
 }
 
 /** What Squid's ACLs look at, for one request. */
-export function accessContext(
-  req: IncomingMessage,
-  dest: Destination,
-  user: string | null = null,
-): AccessContext {
+function accessContext(req: IncomingMessage, dest: Destination, user: string | null = null): AccessContext {
   return {
     src: req.socket.remoteAddress,
     host: dest.host,
@@ -76,21 +72,21 @@ function squidAccess(config: Config): Access {
   const sq = config.squid as NonNullable<Config['squid']>;
   const rules = compileAccess(sq.acls, sq.httpAccess);
   const auth = sq.auth ? createBasicAuth(sq.auth.passwdFile, sq.auth.realm, sq.auth.ttlMs) : null;
-  const userOf = (req: IncomingMessage) => auth?.check(req.headers['proxy-authorization']) ?? null;
-  const decide = (req: IncomingMessage, dest: Destination) => {
-    const ctx = accessContext(req, dest, userOf(req));
+  const decide = (req: IncomingMessage, dest: Destination): ProxyError | AccessContext => {
+    const ctx = accessContext(req, dest, auth?.check(req.headers['proxy-authorization']) ?? null);
     const d = rules.check(ctx);
     if (d.needsAuth && auth) return authRequired(auth.realm, `proxy authentication required by ${d.rule}`);
-    if (d.allow) return null;
+    if (d.allow) return ctx;
     const why = `http_access denies ${req.method} ${dest.url} from ${plainAddress(ctx.src)} (${d.rule})`;
     return denial(d.acl === null ? undefined : sq.denyInfo[d.acl.replace(/^!/, '')], why);
   };
   return {
     client: () => null,
-    user: userOf,
     request: decide,
-    connect: (req, host, port) =>
-      decide(req, { scheme: 'https', host, port, url: `${host}:${port}`, path: '' }),
+    connect: (req, host, port) => {
+      const r = decide(req, { scheme: 'https', host, port, url: `${host}:${port}`, path: '' });
+      return r instanceof ProxyError ? r : null;
+    },
   };
 }
 

@@ -81,6 +81,8 @@ export class Cache {
   private readonly heuristic: { fraction: number; max: number };
   private readonly defaultRule: RefreshRule;
   private readonly patterns: Array<{ re: RegExp; rule: RefreshRule }>;
+  /** Whether any refresh pattern changes how a request is served (ignore-reload, refresh-ims). */
+  private readonly requestSideRules: boolean;
 
   constructor(
     private readonly config: Config,
@@ -116,6 +118,7 @@ export class Cache {
         maxStale: p.maxStale ?? 0,
       },
     }));
+    this.requestSideRules = this.patterns.some((p) => p.rule.ignoreReload || p.rule.refreshIms);
   }
 
   /**
@@ -141,7 +144,8 @@ export class Cache {
     mayWait = true,
   ): void {
     const raw = req.rawHeaders;
-    const rule = this.refreshRule(key);
+    // Only refresh patterns with request-side options are looked up here, so a hit pays for none otherwise.
+    const rule = this.requestSideRules ? this.refreshRule(key) : this.defaultRule;
     const directives = requestDirectives(raw);
     // refresh_pattern ignore-reload: a client's no-cache or max-age=0 does not bypass the cache.
     let rd = rule.ignoreReload ? { ...directives, noCache: false, maxAge: undefined } : directives;
@@ -331,7 +335,7 @@ export class Cache {
       cs.detail = 'not stored: min-uses';
     else {
       const lifetime = freshnessLifetime(info, cc, rule.heuristic);
-      const entry = this.entryFrom(key, info, lifetime, cc);
+      const entry = this.entryFrom(key, info, lifetime, cc, rule.maxStale);
       tee = this.teeInto(key, entry, reqHeaders, raw);
       cs.stored = true;
       cs.ttl = lifetime - entry.initialAge;
@@ -346,6 +350,7 @@ export class Cache {
     info: ResponseInfo,
     lifetime: number,
     cc: ReturnType<typeof responseDirectives>['cc'],
+    maxStale: number,
   ): StoredEntry {
     const headers = filterFields(responseHeaders(info.headers, this.via), (n) => !NOT_STORED_FIELDS.has(n));
     // RFC 9110 §6.6.1: a response stored without Date gets the time it was received.
@@ -359,7 +364,7 @@ export class Cache {
       requestTime: info.requestTime,
       responseTime: info.responseTime,
       initialAge: initialAge(info),
-      policy: withMaxStale(storedPolicy(cc, lifetime), this.refreshRule(key).maxStale),
+      policy: withMaxStale(storedPolicy(cc, lifetime), maxStale),
       noCacheFields: noCacheFields(cc),
       etag: fieldValue(info.headers, 'etag'),
       lastModified: parseHttpDate(fieldValue(info.headers, 'last-modified')),

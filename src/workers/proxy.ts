@@ -9,7 +9,7 @@ import type { Logger } from '../shared/logger.js';
 import type { WorkerMessage } from '../shared/messages.js';
 import { type ClusterStats, StatsCounter, type WorkerStats } from '../shared/mgr-stats.js';
 import { PRODUCT } from '../shared/version.js';
-import { accessContext, createAccess } from './access.js';
+import { createAccess } from './access.js';
 import { AccessRecorder, openAccessLog } from './access-log.js';
 import { Cache, cacheKey } from './cache.js';
 import { type ManagerDeps, MGR_PREFIX, serveManager } from './cache-manager.js';
@@ -211,21 +211,19 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
         break;
     }
 
-    where.url = target.form === 'absolute' && !config.origin ? url : `${origin}${path}`;
+    if (accessLog) where.url = target.form === 'absolute' && !config.origin ? url : `${origin}${path}`;
     // No URL parsing per request: the host is known from the target or the configured origin.
     where.server = target.form === 'absolute' && !originUrl ? target.host : (originUrl?.hostname ?? '-');
     let ctx: AccessContext | null = null;
-    if (config.squid) {
+    if (access.request) {
       // In reverse mode the site is the one the client named (Squid's vhost), else the origin itself.
       const u = new URL(path, originUrl && host ? `${originUrl.protocol}//${host}` : origin);
       const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
       const scheme = u.protocol.slice(0, -1);
-      const dest = { scheme, host: u.hostname, port, url: u.href, path };
-      const refused = access.request(req, dest);
-      if (refused) return fail(refused);
-      const user = access.user?.(req) ?? null;
-      where.user = user;
-      if (headerFilter && !headerFilter.empty) ctx = accessContext(req, dest, user);
+      const checked = access.request(req, { scheme, host: u.hostname, port, url: u.href, path });
+      if (checked instanceof ProxyError) return fail(checked);
+      ctx = checked;
+      where.user = ctx.user;
       if (replyFiltering) {
         (res as FilteredResponse).filter = (h) => {
           const out = ctx && headerFilter ? headerFilter.reply(h, ctx) : h;
@@ -244,12 +242,12 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     }
     if (expectsContinue) res.writeContinue();
     // Built only when the request goes upstream: a hit never pays for it.
-    const requestFilter = (h: RawHeaders) => (ctx && headerFilter ? headerFilter.request(h, ctx) : h);
     const makeUp = (): UpstreamRequest => ({
       origin,
       path,
       method,
-      headers: requestFilter(
+      headers: filterRequest(
+        ctx,
         forwardedRequestHeaders(raw, {
           host: host ?? '',
           via: ownVia ? appendVia(via, viaEntry(req.httpVersion, name, PRODUCT)) : (via ?? null),
@@ -269,6 +267,11 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
     cache.forwardUnsafe(req, res, makeUp(), key);
   }
 
+  /** request_header_access and request_header_replace, when a squid.conf has them. */
+  function filterRequest(ctx: AccessContext | null, h: RawHeaders): RawHeaders {
+    return ctx && headerFilter && !headerFilter.empty ? headerFilter.request(h, ctx) : h;
+  }
+
   /** The cache manager report a target asks for (`/squid-internal-mgr/info`, on this host), or null. */
   function managerReport(target: ReturnType<typeof parseTarget>): string | null {
     if (target.form !== 'origin' && target.form !== 'absolute') return null;
@@ -283,18 +286,18 @@ export function createProxy(config: Config, log: Logger): ProxyServer {
 
   function manage(req: IncomingMessage, res: ServerResponse, report: string): void {
     const fail = (err: ProxyError) => sendError(req, res, err, via11, log);
-    if (config.squid) {
+    if (access.request) {
       // Squid's stock rules apply: `http_access allow localhost manager`, `http_access deny manager`.
       const port = (server.address() as { port?: number } | null)?.port ?? config.port;
-      const url = `http://${name}:${port}${MGR_PREFIX}${report}`;
-      const refused = access.request(req, {
+      const path = `${MGR_PREFIX}${report}`;
+      const checked = access.request(req, {
         scheme: 'http',
         host: name,
         port,
-        url,
-        path: `${MGR_PREFIX}${report}`,
+        url: `http://${name}:${port}${path}`,
+        path,
       });
-      if (refused) return fail(refused);
+      if (checked instanceof ProxyError) return fail(checked);
     } else if (!isLoopback(req.socket.remoteAddress)) {
       return fail(accessDenied('the cache manager answers this host only'));
     }

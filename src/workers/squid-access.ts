@@ -141,18 +141,25 @@ export interface CompiledAccess {
   check(ctx: AccessContext): AccessDecision;
 }
 
+/** Every ACL compiled once, by name. */
+export function compileAcls(acls: AclDef[]): Map<string, AclMatcher> {
+  return new Map(acls.map((a) => [a.name, compileAcl(a)]));
+}
+
+/** An ACL named on an http_access-style line (`!` negates it) as a test over the context. */
+export function aclTest(matchers: Map<string, AclMatcher>, ref: string): AclMatcher {
+  const negated = ref.startsWith('!');
+  const m = matchers.get(negated ? ref.slice(1) : ref);
+  if (!m) throw new Error(`ACL ${ref} is not defined`);
+  return negated ? (c) => !m(c) : m;
+}
+
 export function compileAccess(acls: AclDef[], rules: AccessRule[]): CompiledAccess {
-  const matchers = new Map(acls.map((a) => [a.name, compileAcl(a)]));
+  const matchers = compileAcls(acls);
   const needsUser = new Set(acls.filter((a) => a.type === 'proxy_auth').map((a) => a.name));
   const compiled = rules.map((r) => ({
     ...r,
-    tests: r.acls.map((n) => {
-      const negated = n.startsWith('!');
-      const name = negated ? n.slice(1) : n;
-      const m = matchers.get(name);
-      if (!m) throw new Error(`ACL ${n} is not defined`);
-      return { auth: needsUser.has(name), test: negated ? (c: AccessContext) => !m(c) : m };
-    }),
+    tests: r.acls.map((n) => ({ auth: needsUser.has(n.replace(/^!/, '')), test: aclTest(matchers, n) })),
   }));
   return {
     check(ctx) {

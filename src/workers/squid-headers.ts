@@ -6,7 +6,7 @@
 import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { HeaderRule, SquidSettings } from '../shared/squid-conf.js';
 import type { RawHeaders } from './http-semantics.js';
-import { type AccessContext, type AclMatcher, compileAcl } from './squid-access.js';
+import { type AccessContext, type AclMatcher, aclTest, compileAcls } from './squid-access.js';
 
 export type ForwardedForMode = 'on' | 'off' | 'transparent' | 'truncate' | 'delete';
 
@@ -34,7 +34,7 @@ export function forwardedForValue(
   }
 }
 
-type Compiled = { header: string; allow: boolean; tests: AclMatcher[] };
+type Compiled = { allow: boolean; tests: AclMatcher[] };
 
 export interface HeaderFilter {
   request(raw: RawHeaders, ctx: AccessContext): RawHeaders;
@@ -49,17 +49,13 @@ export interface HeaderFilter {
  * with the replacement value instead.
  */
 export function compileHeaderFilter(sq: SquidSettings): HeaderFilter {
-  const matchers = new Map(sq.acls.map((a) => [a.name, compileAcl(a)]));
+  const matchers = compileAcls(sq.acls);
   const compile = (rules: HeaderRule[]): Map<string, Compiled[]> => {
     const byName = new Map<string, Compiled[]>();
     for (const r of rules) {
-      const tests = r.acls.map((n) => {
-        const neg = n.startsWith('!');
-        const m = matchers.get(neg ? n.slice(1) : n) as AclMatcher;
-        return neg ? (c: AccessContext) => !m(c) : m;
-      });
       const key = r.header.toLowerCase();
-      byName.set(key, [...(byName.get(key) ?? []), { header: key, allow: r.allow, tests }]);
+      const tests = r.acls.map((n) => aclTest(matchers, n));
+      byName.set(key, [...(byName.get(key) ?? []), { allow: r.allow, tests }]);
     }
     return byName;
   };
