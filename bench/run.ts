@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { median } from '../src/shared/mgr-stats.js';
 import { parseSize } from '../src/shared/units.js';
 import { VERSION } from '../src/shared/version.js';
+import { treeAnon, treeCpu, treeRss } from '../test/helpers/cuttle.js';
 import { chartSvg } from './chart.js';
 import { type Figures, load, probe, rightBody, tunnelLoad } from './load.js';
 import {
@@ -32,6 +33,10 @@ export interface Run extends Figures {
   scenario: string;
   round: number;
   peakRssMb: number;
+  /** Peak anonymous memory of the whole tree (Private_Dirty + Swap), MB: RSS without the LMDB map's file pages. */
+  peakAnonMb: number;
+  /** CPU time (user + system) of the server's whole process tree over the run, per request, µs. */
+  cpuUsPerReq: number;
   /** coalesce: how many of the concurrent requests reached the origin. */
   reached?: number;
 }
@@ -221,6 +226,8 @@ async function coalesce(sys: System, origin: OriginPorts, round: number): Promis
     non2xx: 0,
     mismatches: 0,
     peakRssMb: 0,
+    peakAnonMb: 0,
+    cpuUsPerReq: 0,
     reached,
     note: `${n} concurrent requests, ${reached} reached the origin`,
   };
@@ -228,7 +235,7 @@ async function coalesce(sys: System, origin: OriginPorts, round: number): Promis
 
 function row(r: Run): string {
   const n = (x: number, d = 0) => x.toFixed(d).padStart(9);
-  return `${r.system.padEnd(8)} ${r.scenario.padEnd(14)}${n(r.requestsPerSec)} req/s${n(r.mbPerSec, 1)} MB/s  p50 ${n(r.p50, 2)} ms  p99 ${n(r.p99, 2)} ms  p99.9 ${n(r.p999, 2)} ms  err ${r.errors}/${r.timeouts}/${r.non2xx}  rss ${r.peakRssMb} MB  [${r.tool}]${r.note ? `  ${r.note}` : ''}`;
+  return `${r.system.padEnd(8)} ${r.scenario.padEnd(14)}${n(r.requestsPerSec)} req/s${n(r.mbPerSec, 1)} MB/s  p50 ${n(r.p50, 2)} ms  p99 ${n(r.p99, 2)} ms  p99.9 ${n(r.p999, 2)} ms  cpu ${n(r.cpuUsPerReq, 1)} µs/req  err ${r.errors}/${r.timeouts}/${r.non2xx}  rss ${r.peakRssMb} MB anon ${r.peakAnonMb} MB  [${r.tool}]${r.note ? `  ${r.note}` : ''}`;
 }
 
 /** Medians over the rounds, one per system and scenario; counts of errors are summed, RSS is the peak. */
@@ -254,6 +261,8 @@ export function medians(runs: Run[]): Run[] {
       non2xx: sum((r) => r.non2xx),
       mismatches: sum((r) => r.mismatches),
       peakRssMb: Math.max(...g.map((r) => r.peakRssMb)),
+      peakAnonMb: Math.max(...g.map((r) => r.peakAnonMb)),
+      cpuUsPerReq: pick((r) => r.cpuUsPerReq),
       reached: g[0].reached === undefined ? undefined : pick((r) => r.reached ?? 0),
       note: g.length > 1 ? `median of ${g.length}` : g[0].note,
     };
@@ -268,11 +277,14 @@ function compareTable(meds: Run[], systems: string[]): string[] {
     .slice(1)
     .map((s) => `c/${s}`.padStart(10))
     .join('');
-  const lines = [`${'scenario'.padEnd(14)} ${cols}  ${ratios}   (req/s, then p99 ms; c = cuttle)`];
+  const lines = [
+    `${'scenario'.padEnd(14)} ${cols}  ${ratios}   (req/s, then p99 ms, then CPU per request; c = cuttle)`,
+  ];
   for (const sc of names) {
     const c = find('cuttle', sc);
     const rps = systems.map((s) => (find(s, sc) ? Math.round(find(s, sc)?.requestsPerSec ?? 0) : '—'));
     const p99 = systems.map((s) => (find(s, sc) ? (find(s, sc)?.p99 ?? 0).toFixed(1) : '—'));
+    const cpu = systems.map((s) => (find(s, sc) ? `${(find(s, sc)?.cpuUsPerReq ?? 0).toFixed(1)}µs` : '—'));
     const rat = systems.slice(1).map((s) => {
       const p = find(s, sc);
       return (
@@ -280,8 +292,10 @@ function compareTable(meds: Run[], systems: string[]): string[] {
       ).padStart(10);
     });
     lines.push(`${sc.padEnd(14)} ${rps.map((x) => String(x).padStart(12)).join('')}  ${rat.join('')}`);
-    if (sc !== 'coalesce') lines.push(`${''.padEnd(14)} ${p99.map((x) => String(x).padStart(12)).join('')}`);
-    else
+    if (sc !== 'coalesce') {
+      lines.push(`${''.padEnd(14)} ${p99.map((x) => String(x).padStart(12)).join('')}`);
+      lines.push(`${''.padEnd(14)} ${cpu.map((x) => x.padStart(12)).join('')}`);
+    } else
       lines.push(
         `${'  at origin'.padEnd(14)} ${systems.map((s) => String(find(s, sc)?.reached ?? '—').padStart(12)).join('')}`,
       );
@@ -345,10 +359,14 @@ async function runScenarios(sys: System, round: number): Promise<void> {
         scratchDir: scratch,
       });
     }
-    let peak = sys.rss();
+    let peak = treeRss(sys.pid);
+    let peakAnon = treeAnon(sys.pid);
     const sampler = setInterval(() => {
-      peak = Math.max(peak, sys.rss());
+      peak = Math.max(peak, treeRss(sys.pid));
+      peakAnon = Math.max(peakAnon, treeAnon(sys.pid));
     }, 200);
+    const cpuBefore = treeCpu(sys.pid);
+    const startedAt = Date.now();
     const opts = {
       port: sys.port,
       target,
@@ -364,13 +382,23 @@ async function runScenarios(sys: System, round: number): Promise<void> {
         ? await tunnelLoad({ ...opts, tlsPort: origin.https, path: s.path })
         : await load(opts);
     clearInterval(sampler);
+    const cpu = treeCpu(sys.pid) - cpuBefore;
+    const served = f.requestsPerSec * ((Date.now() - startedAt) / 1000);
     if (s.name !== 'connect') {
       const after = await probe(sys.port, target);
       if (!rightBody(after.body, s.bytes)) breaks(`${sys.name} ${s.name}: wrong body after the run`);
     }
     if (f.mismatches > 0) breaks(`${sys.name} ${s.name}: ${f.mismatches} responses with wrong bytes`);
     if (s.name === 'connect' && f.errors > 0) breaks(`${sys.name} connect: ${f.note}`);
-    const r: Run = { system: sys.name, scenario: s.name, round, ...f, peakRssMb: Math.round(peak / 1e6) };
+    const r: Run = {
+      system: sys.name,
+      scenario: s.name,
+      round,
+      ...f,
+      peakRssMb: Math.round(peak / 1e6),
+      peakAnonMb: Math.round(peakAnon / 1e6),
+      cpuUsPerReq: served > 0 ? (cpu * 1e6) / served : 0,
+    };
     runs.push(r);
     log(row(r));
   }

@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { VERSION } from '../src/shared/version.js';
-import { startCuttle, treeRss } from '../test/helpers/cuttle.js';
+import { startCuttle } from '../test/helpers/cuttle.js';
 
 export interface OriginPorts {
   http: number;
@@ -24,7 +24,8 @@ export interface System {
   forward: boolean;
   /** Whether a response was served from this system's cache, by its own header. */
   isHit(h: IncomingHttpHeaders): boolean;
-  rss(): number;
+  /** The server's top process: its tree is what CPU and memory are measured over. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -67,7 +68,7 @@ export async function startCuttleSystem(workers: number, origin: OriginPorts): P
     port: c.port,
     forward: true,
     isHit: (h) => /; hit/.test(String(h['cache-status'])),
-    rss: () => treeRss(c.proc.pid as number),
+    pid: c.proc.pid as number,
     stop: async () => {
       await c.stop();
     },
@@ -238,7 +239,7 @@ export async function startPeer(peer: Peer, baseDir: string, origin: OriginPorts
     port,
     forward: setup.forward,
     isHit: setup.isHit,
-    rss: () => treeRss(proc.pid as number),
+    pid: proc.pid as number,
     stop: () => stopByPid(proc),
   };
 }
