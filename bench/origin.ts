@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type RequestListener } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
-import { parseSize } from '../src/shared/units.js';
+import { parseSize } from '../src/config/units.js';
 
 const bodies = new Map<string, Buffer>();
 const body = (size: string) => {

@@ -4,7 +4,7 @@
 import cluster from 'node:cluster';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, helpText, loadConfig } from '../shared/config.js';
+import { ConfigError, helpText, loadConfig } from '../config/config.js';
 import { createLogger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { rotateFiles } from './log-rotate.js';

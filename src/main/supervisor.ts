@@ -3,10 +3,10 @@
  * ones that die, roll them on reload, and stop them gracefully.
  */
 import cluster, { type Worker } from 'node:cluster';
-import type { Config } from '../shared/config.js';
+import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
-import type { ClusterStats, WorkerStats } from '../shared/mgr-stats.js';
+import type { ClusterStats, WorkerStats } from '../stats/counters.js';
 
 interface Slot {
   index: number;

@@ -3,7 +3,7 @@
  * keeps the cache under its size bound by evicting the least recently used entries, and removes body
  * chunks that no entry references (writes cut short by a crash, a replacement or an abort).
  */
-import { bodyIdTime, type CacheEnv, openCacheEnv } from '../shared/cache-env.js';
+import { bodyIdTime, type CacheEnv, openCacheEnv } from '../store/lmdb/layout.js';
 
 export interface SweepJob {
   cacheDir: string;

@@ -3,7 +3,7 @@
  * every interval. Sweeps never overlap, and no worker ever waits on one.
  */
 import { Piscina } from 'piscina';
-import type { Config } from '../shared/config.js';
+import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { SweepJob, SweepResult } from './sweep-task.js';
 

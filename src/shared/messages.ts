@@ -1,5 +1,5 @@
 /** IPC between the primary and its workers. */
-import type { ClusterStats, WorkerStats } from './mgr-stats.js';
+import type { ClusterStats, WorkerStats } from '../stats/counters.js';
 
 export type PrimaryMessage =
   | { type: 'shutdown'; deadlineMs: number }

@@ -2,11 +2,11 @@
  * Entry point of a cluster worker: one node:http server; the primary hands it accepted connections.
  */
 import cluster from 'node:cluster';
-import type { Config } from '../shared/config.js';
+import type { Config } from '../config/config.js';
 import { createLogger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
-import { createProxy } from './proxy.js';
-import { silenceCommitError } from './store.js';
+import { silenceCommitError } from '../store/lmdb/lmdb-store.js';
+import { createProxy } from './server.js';
 
 const config = JSON.parse(process.env.CUTTLE_CONFIG ?? '{}') as Config;
 const log = createLogger(config.logLevel, { role: 'worker', worker: cluster.worker?.id });

@@ -359,7 +359,7 @@ export async function waitStored(
   // Generous: a commit waits for fsync, which this shared VM has been seen to stall for over 10 s under a full parallel test run.
   timeoutMs = 30_000,
 ): Promise<void> {
-  const { openCacheEnv } = await import('../../src/shared/cache-env.js');
+  const { openCacheEnv } = await import('../../src/store/lmdb/layout.js');
   envs[cacheDir] ??= openCacheEnv(cacheDir, 0);
   const env = envs[cacheDir];
   const until = Date.now() + timeoutMs;
@@ -374,4 +374,4 @@ export async function waitStored(
   }
   throw new Error(`${key} was not stored as expected within ${timeoutMs} ms`);
 }
-const envs: Record<string, ReturnType<typeof import('../../src/shared/cache-env.js').openCacheEnv>> = {};
+const envs: Record<string, ReturnType<typeof import('../../src/store/lmdb/layout.js').openCacheEnv>> = {};

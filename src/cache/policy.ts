@@ -1,0 +1,440 @@
+/**
+ * Pure RFC 9111 (shared cache), RFC 5861 and RFC 9213 logic. Times are in seconds unless a name says ms.
+ * Nothing here touches the store or the network, so every rule can be tested on its own.
+ */
+
+import { fieldValue, filterFields, type RawHeaders } from '../http/forwarding.js';
+import type { StoredPolicyData } from '../store/lmdb/layout.js';
+
+export type Directives = Map<string, string | true>;
+
+/**
+ * RFC 9111 §5.2: directive names are case-insensitive; values are tokens or quoted strings. When a
+ * directive repeats, the first occurrence wins (§4.2.1 lets a cache treat conflicts as it sees fit).
+ */
+export function parseCacheControl(value: string | undefined): Directives {
+  const out: Directives = new Map();
+  if (!value) return out;
+  const re = /\s*([^=,\s]+)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*)))?\s*(?:,|$)/g;
+  let m: RegExpExecArray | null = re.exec(value);
+  while (m !== null && m[0] !== '') {
+    const name = m[1].toLowerCase();
+    if (!out.has(name)) out.set(name, m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] ?? true));
+    m = re.exec(value);
+  }
+  return out;
+}
+
+/** RFC 9111 §1.2.2 delta-seconds; an invalid value yields undefined (the directive is ignored). */
+export function deltaSeconds(v: string | true | undefined): number | undefined {
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) return undefined;
+  return Math.min(Number(v), 2 ** 31);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const IMF = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (\w{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const RFC850 =
+  /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-(\w{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const ASCTIME = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\w{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
+
+/** RFC 9110 §5.6.7 HTTP-date in its three forms, strictly; anything else is invalid (null). Seconds. */
+export function parseHttpDate(value: string | undefined): number | null {
+  if (!value) return null;
+  const v = value.trim();
+  let parts: [number, string, number, number, number, number]; // year, month, day, h, m, s
+  const imf = IMF.exec(v);
+  const rfc850 = imf ? null : RFC850.exec(v);
+  const asc = imf || rfc850 ? null : ASCTIME.exec(v);
+  if (imf) parts = [Number(imf[3]), imf[2], Number(imf[1]), Number(imf[4]), Number(imf[5]), Number(imf[6])];
+  else if (rfc850) {
+    const yy = Number(rfc850[3]);
+    // §5.6.7: a two-digit year more than 50 years in the future means the past century.
+    const year = 2000 + yy > new Date().getUTCFullYear() + 50 ? 1900 + yy : 2000 + yy;
+    parts = [year, rfc850[2], Number(rfc850[1]), Number(rfc850[4]), Number(rfc850[5]), Number(rfc850[6])];
+  } else if (asc) {
+    parts = [Number(asc[6]), asc[1], Number(asc[2].trim()), Number(asc[3]), Number(asc[4]), Number(asc[5])];
+  } else return null;
+  const [y, mon, d, hh, mm, ss] = parts;
+  const month = MONTHS.indexOf(mon);
+  if (month < 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return null;
+  return Date.UTC(y, month, d, hh, mm, ss) / 1000;
+}
+
+export function formatHttpDate(seconds: number): string {
+  return new Date(seconds * 1000).toUTCString();
+}
+
+/** RFC 9111 §5.1: Age is delta-seconds; for a list use the first member; an invalid value is ignored (0). */
+export function parseAge(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const first = value.split(',')[0].trim();
+  return /^\d+$/.test(first) ? Math.min(Number(first), 2 ** 31) : 0;
+}
+
+/** RFC 9110 §15.1 / RFC 9111 §4.2.2: statuses a cache may store with heuristic freshness. */
+export const HEURISTICALLY_CACHEABLE = new Set([200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501]);
+/** Final statuses this cache understands (RFC 9111 §3 "understood"; §5.2.2.3 must-understand). */
+const UNDERSTOOD = new Set([
+  200, 201, 202, 203, 204, 205, 206, 300, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 406, 408,
+  409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504,
+  505,
+]);
+
+export interface ResponseInfo {
+  status: number;
+  headers: RawHeaders;
+  /** When the request was sent and the response received, in seconds (§4.2.3 request_time, response_time). */
+  requestTime: number;
+  responseTime: number;
+}
+
+export interface HeuristicOptions {
+  /** Fraction of the time since Last-Modified (§4.2.2 suggests 10%). */
+  fraction: number;
+  /** Upper bound on a heuristic lifetime, seconds. */
+  max: number;
+  /** Squid's refresh_pattern min, seconds: the lifetime of a response without Last-Modified. */
+  min?: number;
+  /** refresh_pattern override-expire: explicit freshness is raised to at least `min`. */
+  overrideExpire?: boolean;
+  /** refresh_pattern override-lastmod: `min` applies even when Last-Modified gives less. */
+  overrideLastmod?: boolean;
+}
+
+/**
+ * RFC 9213: a `CDN-Cache-Control` field targets caches like this one and, when present and valid, is used
+ * instead of `Cache-Control` for this cache's freshness and storage decisions.
+ */
+export function responseDirectives(headers: RawHeaders): { cc: Directives; targeted: boolean } {
+  const cdn = fieldValue(headers, 'cdn-cache-control');
+  if (cdn !== undefined) {
+    const parsed = parseCacheControl(cdn);
+    if (parsed.size > 0) return { cc: parsed, targeted: true };
+  }
+  return { cc: parseCacheControl(fieldValue(headers, 'cache-control')), targeted: false };
+}
+
+/**
+ * RFC 9111 §4.2.1: s-maxage (shared caches), then max-age, then Expires minus Date; an invalid Expires means
+ * already expired. Without any, §4.2.2 heuristic freshness for heuristically cacheable statuses or `public`.
+ */
+export function freshnessLifetime(info: ResponseInfo, cc: Directives, heuristic: HeuristicOptions): number {
+  const explicit = explicitLifetime(info, cc);
+  const min = heuristic.min ?? 0;
+  if (explicit !== undefined) return heuristic.overrideExpire ? Math.max(explicit, min) : explicit;
+  if (!HEURISTICALLY_CACHEABLE.has(info.status) && !cc.has('public')) return 0;
+  const lm = parseHttpDate(fieldValue(info.headers, 'last-modified'));
+  // Squid's refresh_pattern: without Last-Modified the `min` of the matching pattern (0 by default).
+  if (lm === null) return Math.min(heuristic.max, min);
+  const date = parseHttpDate(fieldValue(info.headers, 'date')) ?? info.responseTime;
+  const h = Math.max(0, Math.floor((date - lm) * heuristic.fraction));
+  return Math.min(heuristic.max, heuristic.overrideLastmod ? Math.max(h, min) : h);
+}
+
+/** §4.2.1: s-maxage, then max-age, then Expires minus Date; undefined when none is given. */
+function explicitLifetime(info: ResponseInfo, cc: Directives): number | undefined {
+  const s = deltaSeconds(cc.get('s-maxage'));
+  if (s !== undefined) return s;
+  const m = deltaSeconds(cc.get('max-age'));
+  if (m !== undefined) return m;
+  const expiresRaw = fieldValue(info.headers, 'expires');
+  if (expiresRaw === undefined) return undefined;
+  const expires = parseHttpDate(expiresRaw);
+  if (expires === null) return 0;
+  const date = parseHttpDate(fieldValue(info.headers, 'date')) ?? info.responseTime;
+  return Math.max(0, expires - date);
+}
+
+/** Whether a lifetime came from explicit freshness (§4.2.1) or heuristics (§4.2.2). */
+export function hasExplicitFreshness(headers: RawHeaders, cc: Directives): boolean {
+  return cc.has('s-maxage') || cc.has('max-age') || fieldValue(headers, 'expires') !== undefined;
+}
+
+/** RFC 9111 §4.2.3: the corrected initial age of a response when it was received. */
+export function initialAge(info: ResponseInfo): number {
+  const date = parseHttpDate(fieldValue(info.headers, 'date')) ?? info.responseTime;
+  const apparentAge = Math.max(0, info.responseTime - date);
+  const responseDelay = info.responseTime - info.requestTime;
+  const correctedAgeValue = parseAge(fieldValue(info.headers, 'age')) + responseDelay;
+  return Math.max(apparentAge, correctedAgeValue);
+}
+
+/** RFC 9111 §4.2.3: current_age = corrected_initial_age + resident_time. */
+export function currentAge(initial: number, responseTime: number, now: number): number {
+  return initial + Math.max(0, now - responseTime);
+}
+
+export type NotStorable = string;
+
+/**
+ * RFC 9111 §3: may a shared cache store this response to this request? Returns null when it may, or the
+ * reason it may not (shown in Cache-Status `detail`).
+ */
+export function storability(
+  method: string,
+  reqHeaders: RawHeaders,
+  status: number,
+  resHeaders: RawHeaders,
+  cc: Directives,
+  targetedAtUs = false,
+  /** refresh_pattern ignore-no-store / ignore-private: operator overrides that RFC 9111 does not allow. */
+  ignore: { noStore?: boolean; private?: boolean } = {},
+): NotStorable | null {
+  // §3: only GET responses are stored here (HEAD is answered from them, §4).
+  if (method !== 'GET') return 'method';
+  // §3: the status must be final and understood; §5.2.2.3 must-understand also requires that.
+  if (status < 200 || status === 206 || status === 304 || !UNDERSTOOD.has(status)) return 'status';
+  const reqCc = parseCacheControl(fieldValue(reqHeaders, 'cache-control'));
+  if (reqCc.has('no-store')) return 'request no-store';
+  // §5.2.2.3: must-understand with an understood status overrides no-store.
+  if (cc.has('no-store') && !cc.has('must-understand') && !ignore.noStore) return 'no-store';
+  // §5.2.2.7: a shared cache never stores a private response (the qualified form names fields; we do not
+  // rewrite responses, so either form prevents storing).
+  if (cc.has('private') && !ignore.private) return 'private';
+  // §3.5: a request with Authorization is stored only with must-revalidate, public or s-maxage.
+  if (fieldValue(reqHeaders, 'authorization') !== undefined) {
+    if (!cc.has('must-revalidate') && !cc.has('public') && !cc.has('s-maxage')) return 'authorization';
+  }
+  // Set-Cookie (RFC 9111 §7.3 leaves it to the cache): stored only when the origin explicitly marks the
+  // response for shared caches, and even then the field itself is not stored (see storedFieldFilter).
+  if (
+    fieldValue(resHeaders, 'set-cookie') !== undefined &&
+    !cc.has('public') &&
+    !cc.has('s-maxage') &&
+    !targetedAtUs
+  ) {
+    return 'set-cookie';
+  }
+  // RFC 9110 §12.5.5: Vary: * can never be matched, so storing it is pointless.
+  const vary = fieldValue(resHeaders, 'vary');
+  if (vary?.split(',').some((v) => v.trim() === '*')) return 'vary-star';
+  // §3: explicit freshness, a heuristically cacheable status, public, or a validator to revalidate with.
+  if (
+    !hasExplicitFreshness(resHeaders, cc) &&
+    !cc.has('public') &&
+    !HEURISTICALLY_CACHEABLE.has(status) &&
+    !cc.has('no-cache')
+  ) {
+    return 'no freshness';
+  }
+  return null;
+}
+
+export interface RequestDirectives {
+  noCache: boolean;
+  noStore: boolean;
+  onlyIfCached: boolean;
+  maxAge: number | undefined;
+  /** Seconds of staleness the client accepts; Infinity for a bare `max-stale`. */
+  maxStale: number | undefined;
+  minFresh: number | undefined;
+}
+
+/** RFC 9111 §5.2.1 request directives; §5.4: `Pragma: no-cache` counts only without Cache-Control. */
+export function requestDirectives(headers: RawHeaders): RequestDirectives {
+  const raw = fieldValue(headers, 'cache-control');
+  const cc = parseCacheControl(raw);
+  const pragmaNoCache =
+    raw === undefined && /(^|,)\s*no-cache\s*(,|$)/i.test(fieldValue(headers, 'pragma') ?? '');
+  const ms = cc.get('max-stale');
+  return {
+    noCache: cc.has('no-cache') || pragmaNoCache,
+    noStore: cc.has('no-store'),
+    onlyIfCached: cc.has('only-if-cached'),
+    maxAge: deltaSeconds(cc.get('max-age')),
+    maxStale: ms === true ? Number.POSITIVE_INFINITY : deltaSeconds(ms),
+    minFresh: deltaSeconds(cc.get('min-fresh')),
+  };
+}
+
+/** What the stored response allows once stale (§4.2.4, §5.2.2, RFC 5861); stored with the entry. */
+export type StoredPolicy = StoredPolicyData;
+
+export function storedPolicy(cc: Directives, lifetime: number): StoredPolicy {
+  const noCache = cc.get('no-cache');
+  return {
+    lifetime,
+    mustRevalidate: cc.has('must-revalidate') || cc.has('proxy-revalidate') || cc.has('s-maxage'),
+    noCache: noCache === true,
+    staleWhileRevalidate: deltaSeconds(cc.get('stale-while-revalidate')) ?? 0,
+    staleIfError: deltaSeconds(cc.get('stale-if-error')) ?? 0,
+  };
+}
+
+/** §5.2.2.4 qualified no-cache: the named fields are left out when a stored response is reused. */
+export function noCacheFields(cc: Directives): string[] {
+  const v = cc.get('no-cache');
+  return typeof v === 'string'
+    ? v
+        .split(',')
+        .map((f) => f.trim().toLowerCase())
+        .filter(Boolean)
+    : [];
+}
+
+export type Reuse =
+  | { kind: 'fresh' }
+  /** Usable as stale without contacting the origin only while revalidating in the background (RFC 5861 §3). */
+  | { kind: 'stale-while-revalidate' }
+  /** Stale but the client's max-stale accepts it (§4.2.4). */
+  | { kind: 'stale-ok' }
+  | { kind: 'revalidate'; reason: 'stale' | 'no-cache' | 'request' };
+
+/**
+ * RFC 9111 §4 and §4.2.4: may a stored response satisfy this request as it is, given its age and the request
+ * directives? (`request` means the client's own directives refused a fresh response.)
+ */
+export function reuse(policy: StoredPolicy, age: number, req: RequestDirectives): Reuse {
+  if (req.noCache) return { kind: 'revalidate', reason: 'request' };
+  if (policy.noCache) return { kind: 'revalidate', reason: 'no-cache' };
+  const remaining = policy.lifetime - age;
+  if (req.maxAge !== undefined && age > req.maxAge) return { kind: 'revalidate', reason: 'request' };
+  if (req.minFresh !== undefined && remaining < req.minFresh)
+    return { kind: 'revalidate', reason: 'request' };
+  if (remaining > 0) return { kind: 'fresh' };
+  const staleness = -remaining;
+  if (policy.mustRevalidate) return { kind: 'revalidate', reason: 'stale' };
+  if (req.maxStale !== undefined && staleness <= req.maxStale) return { kind: 'stale-ok' };
+  if (staleness <= policy.staleWhileRevalidate) return { kind: 'stale-while-revalidate' };
+  return { kind: 'revalidate', reason: 'stale' };
+}
+
+/** RFC 5861 §4: may a stale response be served because revalidation failed (5xx or no connection)? */
+export function staleIfErrorAllows(policy: StoredPolicy, staleness: number, reqHeaders: RawHeaders): boolean {
+  if (policy.mustRevalidate) return false;
+  const reqAllowance = deltaSeconds(
+    parseCacheControl(fieldValue(reqHeaders, 'cache-control')).get('stale-if-error'),
+  );
+  return staleness <= Math.max(policy.staleIfError, reqAllowance ?? 0);
+}
+
+/** Fields whose list order carries no meaning once q-values are considered, so variants sort them. */
+const UNORDERED_LISTS = new Set(['accept-encoding', 'accept-language', 'accept', 'accept-charset']);
+const CASE_INSENSITIVE = new Set(['accept-encoding', 'accept-charset', 'accept-language']);
+
+/**
+ * RFC 9111 §4.1: the secondary key from the request's values of the stored Vary fields, normalised so that
+ * semantically equal values match: whitespace folded, case folded where the field is case-insensitive, and
+ * list members sorted where their order is meaningless.
+ */
+export function varyKey(varyNames: readonly string[], reqHeaders: RawHeaders): string {
+  let key = '';
+  for (const name of varyNames) {
+    let v = fieldValue(reqHeaders, name);
+    if (v !== undefined) {
+      if (CASE_INSENSITIVE.has(name)) v = v.toLowerCase();
+      const members = v
+        .split(',')
+        .map((s) => s.replace(/\s+/g, '').trim())
+        .filter(Boolean);
+      if (UNORDERED_LISTS.has(name)) members.sort();
+      v = members.join(',');
+    }
+    key += `${name}=${v === undefined ? '\u0001' : v}\u0000`;
+  }
+  return key;
+}
+
+/** The Vary field names of a response, lower-cased and sorted (RFC 9110 §12.5.5). */
+export function varyNames(headers: RawHeaders): string[] | null {
+  const v = fieldValue(headers, 'vary');
+  if (v === undefined) return null;
+  const names = [
+    ...new Set(
+      v
+        .split(',')
+        .map((s) => s.trim().toLowerCase())
+        .filter(Boolean),
+    ),
+  ].sort();
+  return names.length ? names : null;
+}
+
+/** RFC 9110 §8.8.3.2 weak comparison of entity tags. */
+function weakMatch(a: string, b: string): boolean {
+  return a.replace(/^W\//, '') === b.replace(/^W\//, '');
+}
+
+/**
+ * RFC 9111 §4.3.2 / RFC 9110 §13.1.2, §13.1.3: does the client's own conditional GET/HEAD match the stored
+ * response, so that 304 is the answer? If-None-Match, when present, decides alone.
+ */
+export function clientConditionalMatches(
+  reqHeaders: RawHeaders,
+  etag: string | undefined,
+  lastModified: number | null,
+): boolean {
+  const inm = fieldValue(reqHeaders, 'if-none-match');
+  if (inm !== undefined) {
+    if (inm.trim() === '*') return true;
+    if (etag === undefined) return false;
+    return inm.split(',').some((t) => weakMatch(t.trim(), etag));
+  }
+  const ims = parseHttpDate(fieldValue(reqHeaders, 'if-modified-since'));
+  if (ims === null || lastModified === null) return false;
+  return lastModified <= ims;
+}
+
+/** RFC 9110 §15.4.5: the fields a 304 carries from the stored response. */
+export const NOT_MODIFIED_FIELDS = new Set([
+  'cache-control',
+  'content-location',
+  'date',
+  'etag',
+  'expires',
+  'vary',
+  'last-modified',
+  'via',
+]);
+
+/** Fields a 304 must not change in the stored response (RFC 9111 §3.2 lets caches keep these). */
+const KEEP_ON_UPDATE = new Set([
+  'content-length',
+  'content-encoding',
+  'content-type',
+  'content-range',
+  'transfer-encoding',
+]);
+
+/** RFC 9111 §3.2 / §4.3.4: the stored header section updated with the fields of a 304 (or HEAD) response. */
+export function updateHeaders(stored: RawHeaders, fresh: RawHeaders): RawHeaders {
+  const replace = new Set<string>();
+  for (let i = 0; i < fresh.length; i += 2) {
+    const n = fresh[i].toLowerCase();
+    if (!KEEP_ON_UPDATE.has(n)) replace.add(n);
+  }
+  return [...filterFields(stored, (n) => !replace.has(n)), ...filterFields(fresh, (n) => replace.has(n))];
+}
+
+/** RFC 9111 §4.4: methods whose non-error responses invalidate stored responses. */
+export function invalidates(method: string, status: number): boolean {
+  return (
+    method !== 'GET' &&
+    method !== 'HEAD' &&
+    method !== 'OPTIONS' &&
+    method !== 'TRACE' &&
+    status >= 200 &&
+    status < 400
+  );
+}
+
+export interface CacheStatus {
+  hit?: boolean;
+  fwd?: 'uri-miss' | 'vary-miss' | 'miss' | 'stale' | 'request' | 'bypass' | 'method';
+  fwdStatus?: number;
+  stored?: boolean;
+  ttl?: number;
+  detail?: string;
+}
+
+/** RFC 9211 §2: one list member for this cache. */
+export function formatCacheStatus(name: string, s: CacheStatus): string {
+  let out = name;
+  if (s.hit) out += '; hit';
+  if (s.fwd) out += `; fwd=${s.fwd}`;
+  if (s.fwdStatus !== undefined) out += `; fwd-status=${s.fwdStatus}`;
+  if (s.stored) out += '; stored';
+  if (s.ttl !== undefined) out += `; ttl=${Math.round(s.ttl)}`;
+  if (s.detail) out += `; detail="${s.detail.replace(/["\\]/g, '')}"`;
+  return out;
+}

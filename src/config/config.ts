@@ -1,0 +1,369 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism, hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { isValidClientRule } from '../access/client-rules.js';
+import { parseSquidConf, type SquidSettings } from '../squid/conf.js';
+import { parseDuration, parseSize } from './units.js';
+
+export interface Timeouts {
+  /** Upstream TCP connect (Squid's connect_timeout). */
+  connect: number;
+  /** Upstream: from request sent to response headers received. */
+  response: number;
+  /** Upstream: longest silence while a response body streams (Squid's read_timeout). */
+  read: number;
+  /** Client: time to send the whole request header section; defeats slowloris (Squid's request_timeout). */
+  clientHeaders: number;
+  /** Client: idle persistent connection between requests (Squid's client_idle_pconn_timeout). */
+  clientIdle: number;
+  /** CONNECT tunnel with no bytes either way. */
+  tunnelIdle: number;
+  /** Graceful stop: how long in-flight work may take before connections are cut (Squid's shutdown_lifetime). */
+  shutdown: number;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  workers: number;
+  cacheDir: string;
+  /** Reverse-proxy (edge) mode when set: every origin-form request goes here. */
+  origin: string | null;
+  configFile: string | null;
+  logLevel: string;
+  /** Client address rules: `localhost`, `localnet`, `all`, an address or a CIDR. */
+  allow: string[];
+  /** Ports CONNECT may reach (Squid's SSL_ports). */
+  connectPorts: number[];
+  /** Our name in `Via` and error pages (Squid's visible_hostname). */
+  visibleHostname: string;
+  /** Request line plus header section, in bytes (Squid's request_header_max_size). */
+  maxHeaderSize: number;
+  maxUrlLength: number;
+  /** Bound on the whole cache, bytes. */
+  cacheSize: number;
+  /** Largest object stored, bytes. */
+  maxObjectSize: number;
+  /** Smallest object stored, bytes (Squid's minimum_object_size), when its length is known up front. */
+  minObjectSize: number;
+  /** Store an object on its Nth request within the window (nginx's proxy_cache_min_uses). */
+  cacheMinUses: number;
+  cacheMinUsesWindow: number;
+  /** RFC 9111 §4.2.2 heuristic freshness: fraction of the time since Last-Modified, capped. */
+  heuristicFraction: number;
+  heuristicMax: number;
+  /** How often the primary's sweeper enforces the size bound. */
+  sweepInterval: number;
+  timeouts: Timeouts;
+  /** Where the primary writes its PID for `cuttle -k` (Squid's pid_filename); default <cacheDir>/cuttle.pid. */
+  pidFile: string | null;
+  /** access.log path (Squid's access_log), or null for none. */
+  accessLog: string | null;
+  accessLogFormat: 'squid' | 'common' | 'combined';
+  /** How many rotated access logs SIGUSR1 keeps (.0 … .N-1); 0 only reopens, for logrotate. */
+  logfileRotate: number;
+  /** From --squid-conf: Squid's ACLs and http_access rules, which then replace `allow`/`connectPorts`. */
+  squid: SquidSettings | null;
+}
+
+export class ConfigError extends Error {}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export const DEFAULTS: Config = {
+  port: 3128,
+  host: '127.0.0.1',
+  workers: availableParallelism(),
+  cacheDir: './.cuttle-cache',
+  origin: null,
+  configFile: null,
+  logLevel: 'info',
+  allow: ['localhost', 'localnet'],
+  connectPorts: [443],
+  visibleHostname: hostname() || 'cuttle',
+  maxHeaderSize: 64 * 1024,
+  maxUrlLength: 8192,
+  cacheSize: 1024 ** 3,
+  maxObjectSize: 64 * 1024 ** 2,
+  minObjectSize: 0,
+  cacheMinUses: 1,
+  cacheMinUsesWindow: 600_000,
+  heuristicFraction: 0.1,
+  heuristicMax: 86_400_000,
+  sweepInterval: 5000,
+  timeouts: {
+    connect: 30_000,
+    response: 60_000,
+    read: 900_000,
+    clientHeaders: 30_000,
+    clientIdle: 120_000,
+    tunnelIdle: 900_000,
+    shutdown: 30_000,
+  },
+  pidFile: null,
+  accessLog: null,
+  accessLogFormat: 'squid',
+  logfileRotate: 10,
+  squid: null,
+};
+
+/** Every flag, in the order `--help` shows them. */
+export const FLAGS = {
+  port: { type: 'string', short: 'p', help: 'port to listen on (default 3128; 0 picks a free one)' },
+  host: { type: 'string', help: 'address to listen on (default 127.0.0.1)' },
+  workers: { type: 'string', short: 'w', help: 'worker processes (default: available parallelism)' },
+  'cache-dir': { type: 'string', help: 'cache directory, created if missing (default ./.cuttle-cache)' },
+  'cache-size': { type: 'string', help: 'bound on the whole cache, e.g. 512m, 4g (default 1g)' },
+  'max-object-size': { type: 'string', help: 'largest object stored (default 64m)' },
+  'cache-min-uses': {
+    type: 'string',
+    help: 'store an object on its Nth request within the window (default 1)',
+  },
+  'cache-min-uses-window': { type: 'string', help: 'window for --cache-min-uses, e.g. 10m (default 10m)' },
+  origin: {
+    type: 'string',
+    help: 'reverse-proxy (edge) mode: send origin-form requests to this http(s) URL',
+  },
+  config: { type: 'string', short: 'c', help: 'JSON config file (flags override it)' },
+  'squid-conf': {
+    type: 'string',
+    help: 'a squid.conf to run with: http_port, acl, http_access, cache_dir, ... (README: Migrating from Squid)',
+  },
+  command: {
+    type: 'string',
+    short: 'k',
+    help: 'as squid -k: parse (check the config and exit), or check, reconfigure, rotate, shutdown, interrupt (signal the running instance through its pid file)',
+  },
+  allow: {
+    type: 'string',
+    multiple: true,
+    help: 'client addresses to serve: localhost, localnet, all, an IP or a CIDR; repeat or comma-separate (default localhost,localnet)',
+  },
+  'access-log': {
+    type: 'string',
+    help: "write Squid's access.log (native format) to this file, or - for standard output; SIGUSR1 rotates it",
+  },
+  'log-level': { type: 'string', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
+  help: { type: 'boolean', short: 'h', help: 'show this help' },
+  version: { type: 'boolean', short: 'v', help: 'print the version' },
+} as const;
+
+export interface CliRequest {
+  help: boolean;
+  version: boolean;
+  /** `-k parse`: check the configuration and report, without starting. */
+  command: 'parse' | 'check' | 'reconfigure' | 'rotate' | 'shutdown' | 'interrupt' | null;
+  config: Config;
+}
+
+/** Flags, then the config file, then defaults. Throws ConfigError with a one-line message. */
+export function loadConfig(argv: string[]): CliRequest {
+  let values: Record<string, string | string[] | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  if (values.help || values.version) {
+    return { help: Boolean(values.help), version: Boolean(values.version), command: null, config: DEFAULTS };
+  }
+  const command = values.command as string | undefined;
+  const COMMANDS = ['parse', 'check', 'reconfigure', 'rotate', 'shutdown', 'interrupt'];
+  if (command !== undefined && !COMMANDS.includes(command))
+    throw new ConfigError(`-k ${command}: not supported (supported: ${COMMANDS.join(', ')})`);
+  const squidConf = values['squid-conf'] as string | undefined;
+  if (command === 'parse' && !squidConf) throw new ConfigError('-k parse needs --squid-conf FILE');
+  const fromSquid: Record<string, unknown> = squidConf ? { ...parseSquidConf(squidConf) } : {};
+  const configFile = values.config as string | undefined;
+  const fromFile = configFile ? readConfigFile(configFile) : {};
+  if ('squid' in fromFile)
+    throw new ConfigError(`config ${configFile}: squid: unknown setting (use --squid-conf)`);
+  const fromFlags: Record<string, unknown> = {
+    port: values.port,
+    host: values.host,
+    workers: values.workers,
+    cacheDir: values['cache-dir'],
+    cacheSize: values['cache-size'],
+    maxObjectSize: values['max-object-size'],
+    cacheMinUses: values['cache-min-uses'],
+    cacheMinUsesWindow: values['cache-min-uses-window'],
+    origin: values.origin,
+    logLevel: values['log-level'],
+    accessLog: values['access-log'],
+    allow: (values.allow as string[] | undefined)?.flatMap((v) => v.split(',')),
+  };
+  const merged: Record<string, unknown> = { ...fromSquid, ...fromFile };
+  for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) merged[k] = v;
+  const config = validate(
+    merged,
+    configFile ? `config ${configFile}` : squidConf ? `squid.conf ${squidConf}` : 'flag',
+  );
+  config.configFile = configFile ? resolve(configFile) : null;
+  return { help: false, version: false, command: (command ?? null) as CliRequest['command'], config };
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!data || typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(`config file ${file} must hold a JSON object`);
+  }
+  return data as Record<string, unknown>;
+}
+
+function fail(where: string, key: string, why: string): never {
+  throw new ConfigError(`${where}: ${key}: ${why}`);
+}
+
+function integer(where: string, key: string, v: unknown, min: number, max: number): number {
+  const n =
+    typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN;
+  if (!Number.isInteger(n) || n < min || n > max)
+    fail(where, key, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function converted<T>(where: string, key: string, v: unknown, fn: (x: string | number) => T): T {
+  try {
+    return fn(v as string | number);
+  } catch (err) {
+    return fail(where, key, (err as Error).message);
+  }
+}
+
+function validate(input: Record<string, unknown>, where: string): Config {
+  const known = new Set(Object.keys(DEFAULTS));
+  for (const k of Object.keys(input))
+    if (!known.has(k) || k === 'configFile') fail(where, k, 'unknown setting');
+  const c: Config = structuredClone(DEFAULTS);
+  const v = input;
+  if (v.port !== undefined) c.port = integer(where, 'port', v.port, 0, 65535);
+  if (v.host !== undefined) {
+    if (typeof v.host !== 'string' || !v.host) fail(where, 'host', 'expected an address');
+    c.host = v.host;
+  }
+  if (v.workers !== undefined) c.workers = integer(where, 'workers', v.workers, 1, 256);
+  if (v.cacheDir !== undefined) {
+    if (typeof v.cacheDir !== 'string' || !v.cacheDir) fail(where, 'cacheDir', 'expected a directory');
+    c.cacheDir = v.cacheDir;
+  }
+  c.cacheDir = resolve(c.cacheDir);
+  if (v.origin !== undefined && v.origin !== null) c.origin = validOrigin(where, v.origin);
+  if (v.logLevel !== undefined) {
+    if (typeof v.logLevel !== 'string' || !LOG_LEVELS.includes(v.logLevel)) {
+      fail(where, 'logLevel', `expected one of ${LOG_LEVELS.join(', ')}`);
+    }
+    c.logLevel = v.logLevel;
+  }
+  if (v.allow !== undefined) {
+    if (!Array.isArray(v.allow) || v.allow.length === 0) fail(where, 'allow', 'expected a list of rules');
+    c.allow = v.allow.map((r) => String(r).trim());
+    for (const r of c.allow)
+      if (!isValidClientRule(r))
+        fail(where, 'allow', `"${r}" is not localhost, localnet, all, an IP or a CIDR`);
+  }
+  if (v.connectPorts !== undefined) {
+    if (!Array.isArray(v.connectPorts)) fail(where, 'connectPorts', 'expected a list of ports');
+    c.connectPorts = v.connectPorts.map((p) => integer(where, 'connectPorts', p, 1, 65535));
+  }
+  if (v.visibleHostname !== undefined) {
+    if (typeof v.visibleHostname !== 'string' || !/^[A-Za-z0-9._-]+$/.test(v.visibleHostname)) {
+      fail(where, 'visibleHostname', 'expected a host name');
+    }
+    c.visibleHostname = v.visibleHostname;
+  }
+  if (v.maxHeaderSize !== undefined)
+    c.maxHeaderSize = converted(where, 'maxHeaderSize', v.maxHeaderSize, parseSize);
+  if (v.maxUrlLength !== undefined)
+    c.maxUrlLength = converted(where, 'maxUrlLength', v.maxUrlLength, parseSize);
+  if (v.cacheSize !== undefined) c.cacheSize = converted(where, 'cacheSize', v.cacheSize, parseSize);
+  if (v.maxObjectSize !== undefined)
+    c.maxObjectSize = converted(where, 'maxObjectSize', v.maxObjectSize, parseSize);
+  if (v.minObjectSize !== undefined)
+    c.minObjectSize = converted(where, 'minObjectSize', v.minObjectSize, parseSize);
+  if (v.cacheMinUses !== undefined)
+    c.cacheMinUses = integer(where, 'cacheMinUses', v.cacheMinUses, 1, 1_000_000);
+  if (v.cacheMinUsesWindow !== undefined) {
+    c.cacheMinUsesWindow = converted(where, 'cacheMinUsesWindow', v.cacheMinUsesWindow, parseDuration);
+  }
+  if (v.heuristicFraction !== undefined) {
+    const f = Number(v.heuristicFraction);
+    if (!(f >= 0 && f <= 1)) fail(where, 'heuristicFraction', 'expected a number from 0 to 1');
+    c.heuristicFraction = f;
+  }
+  if (v.heuristicMax !== undefined)
+    c.heuristicMax = converted(where, 'heuristicMax', v.heuristicMax, parseDuration);
+  if (v.sweepInterval !== undefined)
+    c.sweepInterval = converted(where, 'sweepInterval', v.sweepInterval, parseDuration);
+  if (v.squid !== undefined) c.squid = v.squid as SquidSettings;
+  c.pidFile =
+    v.pidFile === 'none'
+      ? null
+      : typeof v.pidFile === 'string' && v.pidFile
+        ? resolve(v.pidFile)
+        : resolve(c.cacheDir, 'cuttle.pid');
+  if (v.accessLog !== undefined && v.accessLog !== null) {
+    if (typeof v.accessLog !== 'string' || !v.accessLog)
+      fail(where, 'accessLog', 'expected a file path or null');
+    // `-` is standard output (DESIGN.md), for containers and journald.
+    c.accessLog = v.accessLog === '-' ? '-' : resolve(v.accessLog);
+  }
+  if (v.accessLogFormat !== undefined) {
+    if (!['squid', 'common', 'combined'].includes(String(v.accessLogFormat)))
+      fail(where, 'accessLogFormat', 'expected squid, common or combined');
+    c.accessLogFormat = v.accessLogFormat as Config['accessLogFormat'];
+  }
+  if (v.logfileRotate !== undefined)
+    c.logfileRotate = integer(where, 'logfileRotate', v.logfileRotate, 0, 1000);
+  if (v.timeouts !== undefined) {
+    if (!v.timeouts || typeof v.timeouts !== 'object') fail(where, 'timeouts', 'expected an object');
+    for (const [k, t] of Object.entries(v.timeouts as Record<string, unknown>)) {
+      if (!(k in c.timeouts)) fail(where, `timeouts.${k}`, 'unknown timeout');
+      c.timeouts[k as keyof Timeouts] = converted(where, `timeouts.${k}`, t, parseDuration);
+    }
+  }
+  return c;
+}
+
+function validOrigin(where: string, v: unknown): string {
+  let url: URL;
+  try {
+    url = new URL(String(v));
+  } catch {
+    return fail(where, 'origin', `"${v}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    fail(where, 'origin', 'must be an http:// or https:// URL');
+  if (url.pathname !== '/' || url.search || url.username)
+    fail(where, 'origin', 'must be scheme://host[:port] only');
+  return url.origin;
+}
+
+export function helpText(): string {
+  const lines = [
+    'Usage: cuttle [options]',
+    '',
+    'A caching HTTP/1.1 proxy: forward proxy by default, edge cache with --origin.',
+    '',
+    'Options:',
+  ];
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const short = 'short' in f ? `-${f.short}, ` : '    ';
+    const arg =
+      f.type === 'string' ? ` ${name === 'config' || name === 'squid-conf' ? 'FILE' : 'VALUE'}` : '';
+    lines.push(`  ${short}--${name}${arg}`.padEnd(30) + f.help);
+  }
+  lines.push('', 'Sizes accept k, m and g; durations ms, s, m and h. See README.md for the config file.');
+  return lines.join('\n');
+}

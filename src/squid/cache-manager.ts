@@ -1,0 +1,177 @@
+/**
+ * Squid's cache manager: `GET http://<proxy>/squid-internal-mgr/<report>` with the reports menu, info,
+ * counters, utilization and objects, figures summed over every worker by the primary. Who may ask is
+ * http_access with Squid's `manager` ACL (localhost only without a squid.conf); cachemgr_passwd protects
+ * reports with a password, given as HTTP Basic credentials (`curl -u any:PASSWORD`), since Squid 7 removed
+ * squidclient.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { VERSION } from '../shared/version.js';
+import type { ClusterStats } from '../stats/counters.js';
+import { totals } from '../stats/counters.js';
+import type { StoredEntry } from '../store/lmdb/layout.js';
+import type { Store } from '../store/lmdb/lmdb-store.js';
+import { basicCredentials } from './basic-auth.js';
+
+export const MGR_PREFIX = '/squid-internal-mgr/';
+
+const REPORTS: Record<string, string> = {
+  menu: 'Cache Manager Menu',
+  info: 'General Runtime Information',
+  counters: 'Traffic and Resource Counters',
+  utilization: 'Cache Utilization',
+  objects: 'All Cache Objects',
+};
+
+/** cachemgr_passwd: per report a password, `none` (free) or `disable`; `all` covers the rest. */
+export type ManagerPasswords = Record<string, string>;
+
+/** Whether the request may see `report`; null when it may, otherwise the status to answer. */
+export function managerAccess(
+  report: string,
+  passwords: ManagerPasswords,
+  authorization: string | undefined,
+): 401 | 403 | null {
+  const rule = passwords[report] ?? passwords.all;
+  if (rule === undefined || rule === 'none') return null;
+  if (rule === 'disable') return 403;
+  const c = basicCredentials(authorization);
+  return c && c.password === rule ? null : 401;
+}
+
+const n = (x: number, d = 2) => x.toFixed(d);
+
+export function formatReport(
+  report: string,
+  stats: ClusterStats,
+  store: { objects: number; bytes: number; capacity: number; list: StoredEntry[] },
+  passwords: ManagerPasswords,
+): string {
+  const t = totals(stats);
+  switch (report) {
+    case 'menu':
+      return Object.entries(REPORTS)
+        .map(([name, title]) => {
+          const rule = passwords[name] ?? passwords.all;
+          const access =
+            rule === undefined || rule === 'none' ? 'public' : rule === 'disable' ? 'hidden' : 'protected';
+          return ` ${name.padEnd(23)}\t${title.padEnd(39)}\t${access}`;
+        })
+        .join('\n')
+        .concat('\n');
+    case 'info': {
+      const perMin = t.uptimeSeconds > 0 ? (t.requests * 60) / t.uptimeSeconds : 0;
+      return `Squid Object Cache: Version ${VERSION} (cuttle)
+Service Name: cuttle
+Start Time:\t${new Date(stats.startedAt).toUTCString()}
+Current Time:\t${new Date(stats.now).toUTCString()}
+Connection information for cuttle:
+\tNumber of clients accessing cache:\t${t.clients}
+\tNumber of HTTP requests received:\t${t.requests}
+\tAverage HTTP requests per minute since start:\t${n(perMin, 1)}
+Cache information for cuttle:
+\tHits as % of all requests:\t${n(t.hitRatio * 100, 1)}%
+\tHits as % of bytes sent:\t${n(t.byteHitRatio * 100, 1)}%
+\tStorage Swap size:\t${Math.round(store.bytes / 1024)} KB
+\tStorage Swap capacity:\t${n(store.capacity ? (store.bytes / store.capacity) * 100 : 0, 1)}% used
+\tMean Object Size:\t${n(store.objects ? store.bytes / store.objects / 1024 : 0)} KB
+Median Service Times (seconds)  since start:
+\tHTTP Requests (All):  ${n(t.medianAll / 1000, 5)}
+\tCache Misses:         ${n(t.medianMiss / 1000, 5)}
+\tCache Hits:           ${n(t.medianHit / 1000, 5)}
+Resource usage for cuttle:
+\tUP Time:\t${n(t.uptimeSeconds, 3)} seconds
+\tResident Size (all workers):\t${Math.round(t.rssBytes / 1024)} KB
+Internal Data Structures:
+\t${String(store.objects).padStart(6)} StoreEntries
+\tkid processes:\t${stats.workers.length}
+`;
+    }
+    case 'counters':
+    case 'utilization': {
+      const lines = [
+        `sample_time = ${n(stats.now / 1000, 6)} (${new Date(stats.now).toUTCString()})`,
+        `client_http.clients = ${t.clients}`,
+        `client_http.requests = ${t.requests}`,
+        `client_http.hits = ${t.hits}`,
+        `client_http.errors = ${t.errors}`,
+        `client_http.kbytes_out = ${Math.round(t.bytesOut / 1024)}`,
+        `client_http.hit_kbytes_out = ${Math.round(t.hitBytesOut / 1024)}`,
+        `client_http.all_median_svc_time = ${n(t.medianAll / 1000, 6)} seconds`,
+        `client_http.miss_median_svc_time = ${n(t.medianMiss / 1000, 6)} seconds`,
+        `client_http.hit_median_svc_time = ${n(t.medianHit / 1000, 6)} seconds`,
+        `server.all.requests = ${t.serverRequests}`,
+        `store.objects = ${store.objects}`,
+        `store.kbytes = ${Math.round(store.bytes / 1024)}`,
+        `kid_processes = ${stats.workers.length}`,
+      ];
+      if (report === 'utilization') {
+        const per = t.uptimeSeconds || 1;
+        lines.push(
+          `client_http.requests = ${n(t.requests / per, 6)}/sec`,
+          `client_http.hits = ${n(t.hits / per, 6)}/sec`,
+          `client_http.kbytes_out = ${n(t.bytesOut / 1024 / per, 6)}/sec`,
+          `request_hit_ratio = ${n(t.hitRatio * 100)}%`,
+          `byte_hit_ratio = ${n(t.byteHitRatio * 100)}%`,
+        );
+      }
+      return `${lines.join('\n')}\n`;
+    }
+    case 'objects':
+      return `${store.list
+        .map(
+          (e) =>
+            `KEY ${e.url}\n\tGET ${e.url}\n\tSTORE_OK status ${e.status}, ${e.size} bytes, stored ${new Date(e.responseTime * 1000).toUTCString()}\n`,
+        )
+        .join(
+          '',
+        )}${store.objects > store.list.length ? `(${store.objects - store.list.length} more not listed)\n` : ''}`;
+    default:
+      return '';
+  }
+}
+
+export interface ManagerDeps {
+  store: Store;
+  capacity: number;
+  passwords: ManagerPasswords;
+  /** Asks the primary for the whole cluster's counters. */
+  clusterStats(): Promise<ClusterStats>;
+}
+
+const OBJECTS_LISTED = 1000;
+
+export function serveManager(
+  req: IncomingMessage,
+  res: ServerResponse,
+  report: string,
+  deps: ManagerDeps,
+): void {
+  const text = (status: number, body: string, extra: string[] = []) => {
+    res.writeHead(status, [
+      'Content-Type',
+      'text/plain; charset=utf-8',
+      'Content-Length',
+      String(Buffer.byteLength(body)),
+      'Cache-Control',
+      'no-store',
+      ...extra,
+    ]);
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+  if (!(report in REPORTS)) return text(404, `unknown cache manager report "${report}"; try menu\n`);
+  const denied = managerAccess(report, deps.passwords, req.headers.authorization);
+  if (denied === 403) return text(403, `the ${report} report is disabled (cachemgr_passwd disable)\n`);
+  if (denied === 401)
+    return text(401, `the ${report} report needs the cachemgr_passwd password (curl -u user:PASSWORD)\n`, [
+      'WWW-Authenticate',
+      'Basic realm="cuttle cache manager"',
+    ]);
+  void deps
+    .clusterStats()
+    .then((stats) => {
+      const s = deps.store.summary(report === 'objects' ? OBJECTS_LISTED : 0);
+      text(200, formatReport(report, stats, { ...s, capacity: deps.capacity }, deps.passwords));
+    })
+    .catch((err: Error) => text(503, `cache manager: ${err.message}\n`));
+}

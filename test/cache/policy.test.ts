@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  clientConditionalMatches,
+  formatCacheStatus,
+  freshnessLifetime,
+  initialAge,
+  parseAge,
+  parseCacheControl,
+  parseHttpDate,
+  requestDirectives,
+  reuse,
+  storability,
+  storedPolicy,
+  updateHeaders,
+  varyKey,
+} from '../../src/cache/policy.js';
+
+const H = { fraction: 0.1, max: 86400 };
+const T = Date.UTC(2024, 0, 10) / 1000;
+
+describe('cache-policy (pure RFC 9111 functions)', () => {
+  it('parses the three HTTP-date forms strictly (RFC 9110 §5.6.7)', () => {
+    const t = Date.UTC(1994, 10, 6, 8, 49, 37) / 1000;
+    assert.equal(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT'), t);
+    assert.equal(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT'), t);
+    assert.equal(parseHttpDate('Sun Nov  6 08:49:37 1994'), t);
+    for (const bad of [
+      '0',
+      '-1',
+      'Sun, 06 Nov 1994 08:49:37 PST',
+      '1994-11-06',
+      'Sun, 32 Nov 1994 08:49:37 GMT',
+    ]) {
+      assert.equal(parseHttpDate(bad), null, bad);
+    }
+  });
+
+  it('parses Cache-Control case-insensitively with quoted values (§5.2)', () => {
+    const cc = parseCacheControl('Max-Age=60, no-cache="Set-Cookie, X-A", PUBLIC');
+    assert.equal(cc.get('max-age'), '60');
+    assert.equal(cc.get('no-cache'), 'Set-Cookie, X-A');
+    assert.equal(cc.get('public'), true);
+  });
+
+  it('reads Age as its first member and ignores invalid values (§5.1)', () => {
+    assert.equal(parseAge('10, 20'), 10);
+    assert.equal(parseAge('-5'), 0);
+    assert.equal(parseAge('1.5'), 0);
+    assert.equal(parseAge(undefined), 0);
+  });
+
+  it('computes freshness: s-maxage, max-age, Expires − Date, then a capped heuristic (§4.2.1, §4.2.2)', () => {
+    const info = (headers: string[], status = 200) => ({ status, headers, requestTime: T, responseTime: T });
+    const date = new Date(T * 1000).toUTCString();
+    assert.equal(freshnessLifetime(info([]), parseCacheControl('s-maxage=5, max-age=9'), H), 5);
+    assert.equal(
+      freshnessLifetime(
+        info(['Date', date, 'Expires', new Date((T + 30) * 1000).toUTCString()]),
+        new Map(),
+        H,
+      ),
+      30,
+    );
+    assert.equal(freshnessLifetime(info(['Expires', 'garbage']), new Map(), H), 0);
+    const lm = new Date((T - 1000) * 1000).toUTCString();
+    assert.equal(freshnessLifetime(info(['Date', date, 'Last-Modified', lm]), new Map(), H), 100);
+    const old = new Date((T - 100 * 86400) * 1000).toUTCString();
+    assert.equal(freshnessLifetime(info(['Date', date, 'Last-Modified', old]), new Map(), H), 86400);
+    assert.equal(freshnessLifetime(info(['Date', date, 'Last-Modified', lm], 500), new Map(), H), 0);
+  });
+
+  it("applies Squid's refresh_pattern min, max, override-expire and override-lastmod", () => {
+    const info = (headers: string[]) => ({ status: 200, headers, requestTime: T, responseTime: T });
+    const date = new Date(T * 1000).toUTCString();
+    const recent = new Date((T - 1000) * 1000).toUTCString();
+    const R = { fraction: 0.2, min: 600, max: 3600 };
+    assert.equal(freshnessLifetime(info(['Date', date]), new Map(), R), 600, 'no Last-Modified: min');
+    assert.equal(freshnessLifetime(info(['Date', date, 'Last-Modified', recent]), new Map(), R), 200);
+    assert.equal(
+      freshnessLifetime(info(['Date', date, 'Last-Modified', recent]), new Map(), {
+        ...R,
+        overrideLastmod: true,
+      }),
+      600,
+    );
+    assert.equal(freshnessLifetime(info([]), parseCacheControl('max-age=5'), R), 5);
+    assert.equal(
+      freshnessLifetime(info([]), parseCacheControl('max-age=5'), { ...R, overrideExpire: true }),
+      600,
+    );
+    assert.equal(freshnessLifetime(info(['Date', date]), new Map(), { ...R, min: 9999 }), 3600, 'max caps');
+  });
+
+  it('computes the initial age from Age, Date and the response delay (§4.2.3)', () => {
+    const date = new Date((T - 10) * 1000).toUTCString();
+    assert.equal(
+      initialAge({ status: 200, headers: ['Date', date], requestTime: T - 2, responseTime: T }),
+      10,
+    );
+    assert.equal(
+      initialAge({ status: 200, headers: ['Age', '30'], requestTime: T - 2, responseTime: T }),
+      32,
+    );
+  });
+
+  it('decides storability as a shared cache (§3)', () => {
+    const s = (status: number, cc: string, req: string[] = [], res: string[] = []) =>
+      storability('GET', req, status, res, parseCacheControl(cc));
+    assert.equal(s(200, 'max-age=60'), null);
+    assert.equal(s(503, 'max-age=60'), null);
+    assert.equal(s(500, ''), 'no freshness');
+    assert.equal(s(200, 'private, max-age=60'), 'private');
+    assert.equal(s(200, 'no-store'), 'no-store');
+    assert.equal(s(200, 'no-store, must-understand'), null);
+    assert.equal(s(200, 'max-age=60', ['Authorization', 'x']), 'authorization');
+    assert.equal(s(200, 'max-age=60', [], ['Vary', 'Accept, *']), 'vary-star');
+    assert.equal(s(206, 'max-age=60'), 'status');
+    assert.equal(storability('POST', [], 200, [], parseCacheControl('max-age=60')), 'method');
+  });
+
+  it('decides reuse from age and directives (§4.2.4, §5.2.1, RFC 5861)', () => {
+    const p = storedPolicy(parseCacheControl('max-age=10, stale-while-revalidate=5'), 10);
+    const rd = (v: string) => requestDirectives(['Cache-Control', v]);
+    assert.equal(reuse(p, 5, rd('')).kind, 'fresh');
+    assert.equal(reuse(p, 12, rd('')).kind, 'stale-while-revalidate');
+    assert.equal(reuse(p, 20, rd('')).kind, 'revalidate');
+    assert.equal(reuse(p, 20, rd('max-stale=15')).kind, 'stale-ok');
+    assert.deepEqual(reuse(p, 5, rd('max-age=2')), { kind: 'revalidate', reason: 'request' });
+    assert.deepEqual(reuse(p, 5, rd('min-fresh=8')), { kind: 'revalidate', reason: 'request' });
+    const strict = storedPolicy(parseCacheControl('max-age=10, must-revalidate'), 10);
+    assert.equal(reuse(strict, 20, rd('max-stale')).kind, 'revalidate');
+    assert.equal(requestDirectives(['Pragma', 'no-cache']).noCache, true);
+    assert.equal(requestDirectives(['Pragma', 'no-cache', 'Cache-Control', 'max-age=5']).noCache, false);
+  });
+
+  it('normalises Vary values (§4.1)', () => {
+    assert.equal(
+      varyKey(['accept-encoding'], ['Accept-Encoding', 'gzip, BR']),
+      varyKey(['accept-encoding'], ['accept-encoding', 'br,gzip']),
+    );
+    assert.notEqual(varyKey(['accept-encoding'], []), varyKey(['accept-encoding'], ['Accept-Encoding', '']));
+  });
+
+  it('matches client conditionals with weak comparison (RFC 9110 §13.1)', () => {
+    assert.equal(clientConditionalMatches(['If-None-Match', 'W/"a"'], '"a"', null), true);
+    assert.equal(
+      clientConditionalMatches(
+        ['If-None-Match', '"b"', 'If-Modified-Since', 'Sun, 06 Nov 2094 08:49:37 GMT'],
+        '"a"',
+        0,
+      ),
+      false,
+    );
+    assert.equal(
+      clientConditionalMatches(['If-Modified-Since', 'Sun, 06 Nov 1994 08:49:37 GMT'], undefined, 784111777),
+      true,
+    );
+  });
+
+  it('updates stored headers from a 304 but keeps the representation metadata (§3.2)', () => {
+    const out = updateHeaders(
+      ['Content-Type', 'a/b', 'Content-Length', '3', 'ETag', '"1"', 'X', 'old'],
+      ['ETag', '"2"', 'X', 'new', 'Content-Length', '0'],
+    );
+    assert.deepEqual(out, ['Content-Type', 'a/b', 'Content-Length', '3', 'ETag', '"2"', 'X', 'new']);
+  });
+
+  it('formats Cache-Status (RFC 9211 §2)', () => {
+    assert.equal(
+      formatCacheStatus('cuttle', { fwd: 'uri-miss', fwdStatus: 200, stored: true, ttl: 59.6 }),
+      'cuttle; fwd=uri-miss; fwd-status=200; stored; ttl=60',
+    );
+    assert.equal(formatCacheStatus('cuttle', { hit: true, detail: 'a "b"' }), 'cuttle; hit; detail="a b"');
+  });
+});
