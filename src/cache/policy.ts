@@ -3,8 +3,7 @@
  * Nothing here touches the store or the network, so every rule can be tested on its own.
  */
 
-import { fieldValue, filterFields, type RawHeaders } from '../http/forwarding.js';
-import type { StoredPolicyData } from '../store/lmdb/layout.js';
+import { fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
 
 export type Directives = Map<string, string | true>;
 
@@ -171,8 +170,8 @@ export type NotStorable = string;
  * reason it may not (shown in Cache-Status `detail`).
  */
 export function storability(
-  method: string,
-  reqHeaders: RawHeaders,
+  /** The request, its directives parsed once (§5.2.1). */
+  req: { method: string; headers: RawHeaders; directives: RequestDirectives },
   status: number,
   resHeaders: RawHeaders,
   cc: Directives,
@@ -181,18 +180,17 @@ export function storability(
   ignore: { noStore?: boolean; private?: boolean } = {},
 ): NotStorable | null {
   // §3: only GET responses are stored here (HEAD is answered from them, §4).
-  if (method !== 'GET') return 'method';
+  if (req.method !== 'GET') return 'method';
   // §3: the status must be final and understood; §5.2.2.3 must-understand also requires that.
   if (status < 200 || status === 206 || status === 304 || !UNDERSTOOD.has(status)) return 'status';
-  const reqCc = parseCacheControl(fieldValue(reqHeaders, 'cache-control'));
-  if (reqCc.has('no-store')) return 'request no-store';
+  if (req.directives.noStore) return 'request no-store';
   // §5.2.2.3: must-understand with an understood status overrides no-store.
   if (cc.has('no-store') && !cc.has('must-understand') && !ignore.noStore) return 'no-store';
   // §5.2.2.7: a shared cache never stores a private response (the qualified form names fields; we do not
   // rewrite responses, so either form prevents storing).
   if (cc.has('private') && !ignore.private) return 'private';
   // §3.5: a request with Authorization is stored only with must-revalidate, public or s-maxage.
-  if (fieldValue(reqHeaders, 'authorization') !== undefined) {
+  if (fieldValue(req.headers, 'authorization') !== undefined) {
     if (!cc.has('must-revalidate') && !cc.has('public') && !cc.has('s-maxage')) return 'authorization';
   }
   // Set-Cookie (RFC 9111 §7.3 leaves it to the cache): stored only when the origin explicitly marks the
@@ -228,6 +226,8 @@ export interface RequestDirectives {
   /** Seconds of staleness the client accepts; Infinity for a bare `max-stale`. */
   maxStale: number | undefined;
   minFresh: number | undefined;
+  /** RFC 5861 §4: staleness the client accepts when revalidation fails. */
+  staleIfError: number | undefined;
 }
 
 /** RFC 9111 §5.2.1 request directives; §5.4: `Pragma: no-cache` counts only without Cache-Control. */
@@ -244,11 +244,21 @@ export function requestDirectives(headers: RawHeaders): RequestDirectives {
     maxAge: deltaSeconds(cc.get('max-age')),
     maxStale: ms === true ? Number.POSITIVE_INFINITY : deltaSeconds(ms),
     minFresh: deltaSeconds(cc.get('min-fresh')),
+    staleIfError: deltaSeconds(cc.get('stale-if-error')),
   };
 }
 
 /** What the stored response allows once stale (§4.2.4, §5.2.2, RFC 5861); stored with the entry. */
-export type StoredPolicy = StoredPolicyData;
+export interface StoredPolicy {
+  /** Freshness lifetime, seconds. */
+  lifetime: number;
+  /** must-revalidate, proxy-revalidate or s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10): never served stale. */
+  mustRevalidate: boolean;
+  /** Unqualified no-cache (§5.2.2.4): validate before every reuse. */
+  noCache: boolean;
+  staleWhileRevalidate: number;
+  staleIfError: number;
+}
 
 export function storedPolicy(cc: Directives, lifetime: number): StoredPolicy {
   const noCache = cc.get('no-cache');
@@ -300,12 +310,9 @@ export function reuse(policy: StoredPolicy, age: number, req: RequestDirectives)
 }
 
 /** RFC 5861 §4: may a stale response be served because revalidation failed (5xx or no connection)? */
-export function staleIfErrorAllows(policy: StoredPolicy, staleness: number, reqHeaders: RawHeaders): boolean {
+export function staleIfErrorAllows(policy: StoredPolicy, staleness: number, req: RequestDirectives): boolean {
   if (policy.mustRevalidate) return false;
-  const reqAllowance = deltaSeconds(
-    parseCacheControl(fieldValue(reqHeaders, 'cache-control')).get('stale-if-error'),
-  );
-  return staleness <= Math.max(policy.staleIfError, reqAllowance ?? 0);
+  return staleness <= Math.max(policy.staleIfError, req.staleIfError ?? 0);
 }
 
 /** Fields whose list order carries no meaning once q-values are considered, so variants sort them. */
@@ -416,25 +423,4 @@ export function invalidates(method: string, status: number): boolean {
     status >= 200 &&
     status < 400
   );
-}
-
-export interface CacheStatus {
-  hit?: boolean;
-  fwd?: 'uri-miss' | 'vary-miss' | 'miss' | 'stale' | 'request' | 'bypass' | 'method';
-  fwdStatus?: number;
-  stored?: boolean;
-  ttl?: number;
-  detail?: string;
-}
-
-/** RFC 9211 §2: one list member for this cache. */
-export function formatCacheStatus(name: string, s: CacheStatus): string {
-  let out = name;
-  if (s.hit) out += '; hit';
-  if (s.fwd) out += `; fwd=${s.fwd}`;
-  if (s.fwdStatus !== undefined) out += `; fwd-status=${s.fwdStatus}`;
-  if (s.stored) out += '; stored';
-  if (s.ttl !== undefined) out += `; ttl=${Math.round(s.ttl)}`;
-  if (s.detail) out += `; detail="${s.detail.replace(/["\\]/g, '')}"`;
-  return out;
 }

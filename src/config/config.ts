@@ -3,8 +3,13 @@ import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isValidClientRule } from '../access/client-rules.js';
+import type { ForwardedForMode } from '../http/forwarding.js';
 import { parseSquidConf, type SquidSettings } from '../squid/conf.js';
+import { LOG_FORMATS, type LogFormat } from '../squid/log-formats.js';
+import { ConfigError } from './config-error.js';
 import { parseDuration, parseSize } from './units.js';
+
+export { ConfigError };
 
 export interface Timeouts {
   /** Upstream TCP connect (Squid's connect_timeout). */
@@ -60,14 +65,25 @@ export interface Config {
   pidFile: string | null;
   /** access.log path (Squid's access_log), or null for none. */
   accessLog: string | null;
-  accessLogFormat: 'squid' | 'common' | 'combined';
+  accessLogFormat: LogFormat;
   /** How many rotated access logs SIGUSR1 keeps (.0 … .N-1); 0 only reopens, for logrotate. */
   logfileRotate: number;
   /** From --squid-conf: Squid's ACLs and http_access rules, which then replace `allow`/`connectPorts`. */
   squid: SquidSettings | null;
+  // Resolved here once from a squid.conf, or their defaults, so the core reads no `squid` setting itself:
+  /** Our own Via entry on what we forward and send (Squid's `via`). */
+  via: boolean;
+  /** X-Forwarded-For on forwarded requests (Squid's `forwarded_for`). */
+  forwardedFor: ForwardedForMode;
+  /** Reverse mode: the site's name (accel defaultsite), and whether the Host field names it instead (vhost). */
+  accelSite: string | null;
+  accelVhost: boolean;
+  /** cachemgr_passwd: a password (or none, disable) per cache manager report. */
+  managerPasswords: Record<string, string>;
 }
 
-export class ConfigError extends Error {}
+/** Settings derived from others, never given directly. */
+const DERIVED = new Set(['configFile', 'via', 'forwardedFor', 'accelSite', 'accelVhost', 'managerPasswords']);
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -106,6 +122,11 @@ export const DEFAULTS: Config = {
   accessLogFormat: 'squid',
   logfileRotate: 10,
   squid: null,
+  via: true,
+  forwardedFor: 'on',
+  accelSite: null,
+  accelVhost: false,
+  managerPasswords: {},
 };
 
 /** Every flag, in the order `--help` shows them. */
@@ -244,8 +265,7 @@ function converted<T>(where: string, key: string, v: unknown, fn: (x: string | n
 
 function validate(input: Record<string, unknown>, where: string): Config {
   const known = new Set(Object.keys(DEFAULTS));
-  for (const k of Object.keys(input))
-    if (!known.has(k) || k === 'configFile') fail(where, k, 'unknown setting');
+  for (const k of Object.keys(input)) if (!known.has(k) || DERIVED.has(k)) fail(where, k, 'unknown setting');
   const c: Config = structuredClone(DEFAULTS);
   const v = input;
   if (v.port !== undefined) c.port = integer(where, 'port', v.port, 0, 65535);
@@ -306,7 +326,15 @@ function validate(input: Record<string, unknown>, where: string): Config {
     c.heuristicMax = converted(where, 'heuristicMax', v.heuristicMax, parseDuration);
   if (v.sweepInterval !== undefined)
     c.sweepInterval = converted(where, 'sweepInterval', v.sweepInterval, parseDuration);
-  if (v.squid !== undefined) c.squid = v.squid as SquidSettings;
+  if (v.squid !== undefined) {
+    const sq = v.squid as SquidSettings;
+    c.squid = sq;
+    c.via = sq.via;
+    c.forwardedFor = sq.forwardedFor;
+    c.accelSite = sq.accelSite;
+    c.accelVhost = sq.accelVhost;
+    c.managerPasswords = sq.managerPasswords;
+  }
   c.pidFile =
     v.pidFile === 'none'
       ? null
@@ -320,8 +348,8 @@ function validate(input: Record<string, unknown>, where: string): Config {
     c.accessLog = v.accessLog === '-' ? '-' : resolve(v.accessLog);
   }
   if (v.accessLogFormat !== undefined) {
-    if (!['squid', 'common', 'combined'].includes(String(v.accessLogFormat)))
-      fail(where, 'accessLogFormat', 'expected squid, common or combined');
+    if (!LOG_FORMATS.includes(v.accessLogFormat as LogFormat))
+      fail(where, 'accessLogFormat', `expected one of ${LOG_FORMATS.join(', ')}`);
     c.accessLogFormat = v.accessLogFormat as Config['accessLogFormat'];
   }
   if (v.logfileRotate !== undefined)

@@ -1,65 +1,8 @@
 /**
- * Pure functions for a proxy's duties under RFC 9110 §7.6 (message forwarding).
- * Headers are Node's raw form: a flat [name, value, name, value, ...] array, names in their received case.
+ * Pure functions for a proxy's duties under RFC 9110 §7.6 (message forwarding): Via, loops, Max-Forwards,
+ * TRACE, and the header section sent upstream.
  */
-
-export type RawHeaders = string[];
-
-/** RFC 9110 §7.6.1 hop-by-hop fields, plus the fields the issue treats as hop-by-hop on a proxy link. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authorization',
-  'proxy-authenticate',
-]);
-
-/** RFC 9110 §7.6.1: the field names listed in every `Connection` field (lower-cased). */
-export function connectionOptions(raw: RawHeaders): Set<string> | null {
-  let names: Set<string> | null = null;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
-      for (const token of raw[i + 1].split(',')) {
-        const t = token.trim().toLowerCase();
-        if (!t) continue;
-        names ??= new Set();
-        names.add(t);
-      }
-    }
-  }
-  return names;
-}
-
-/**
- * RFC 9110 §7.6.1: a proxy removes `Connection`, every field it names, and the other hop-by-hop fields
- * before forwarding, in either direction. `drop` removes more fields by lower-case name.
- */
-export function endToEndHeaders(raw: RawHeaders, drop?: ReadonlySet<string>): RawHeaders {
-  const named = connectionOptions(raw);
-  return filterFields(raw, (name) => !HOP_BY_HOP.has(name) && !named?.has(name) && !drop?.has(name));
-}
-
-/** The fields whose lower-cased name passes `keep`, in order, duplicates included. */
-export function filterFields(raw: RawHeaders, keep: (lowerName: string) => boolean): RawHeaders {
-  const out: RawHeaders = [];
-  for (let i = 0; i < raw.length; i += 2) if (keep(raw[i].toLowerCase())) out.push(raw[i], raw[i + 1]);
-  return out;
-}
-
-/** All values of one field (case-insensitive), joined as a list per RFC 9110 §5.3. */
-export function fieldValue(raw: RawHeaders, lowerName: string): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === lowerName.length && raw[i].toLowerCase() === lowerName) {
-      value = value === undefined ? raw[i + 1] : `${value}, ${raw[i + 1]}`;
-    }
-  }
-  return value;
-}
+import { endToEndHeaders, type RawHeaders } from './fields.js';
 
 /** RFC 9110 §7.6.3: the `Via` member this proxy adds, naming the protocol version it received. */
 export function viaEntry(httpVersion: string, name: string, product: string): string {
@@ -147,36 +90,29 @@ export function forwardedRequestHeaders(raw: RawHeaders, rw: RequestRewrite): Ra
   return out;
 }
 
-export type ByteRange = { start: number; end: number } | 'unsatisfiable' | null;
+export const FORWARDED_FOR_MODES = ['on', 'off', 'transparent', 'truncate', 'delete'] as const;
+export type ForwardedForMode = (typeof FORWARDED_FOR_MODES)[number];
 
 /**
- * RFC 9110 §14.1.2: one `bytes` range against a representation of `size` bytes. Several ranges, other units
- * or an invalid value yield null: §14.2 lets a server ignore Range and send the whole representation.
+ * X-Forwarded-For (de facto), as Squid's forwarded_for sets it: `on` (the default) appends the client address, `off` appends "unknown", `transparent` passes the
+ * header on untouched, `truncate` replaces it with the client address alone, `delete` removes it.
+ * Returns the value to send, or null for none.
  */
-export function parseRange(value: string | undefined, size: number): ByteRange {
-  if (value === undefined) return null;
-  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(value);
-  if (!m || (m[1] === '' && m[2] === '')) return null;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0 || size === 0) return 'unsatisfiable';
-    return { start: Math.max(0, size - suffix), end: size - 1 };
+export function forwardedForValue(
+  mode: ForwardedForMode,
+  existing: string | undefined,
+  client: string,
+): string | null {
+  switch (mode) {
+    case 'on':
+      return existing ? `${existing}, ${client}` : client;
+    case 'off':
+      return existing ? `${existing}, unknown` : 'unknown';
+    case 'transparent':
+      return existing ?? null;
+    case 'truncate':
+      return client;
+    case 'delete':
+      return null;
   }
-  const start = Number(m[1]);
-  if (m[2] !== '' && Number(m[2]) < start) return null;
-  if (start >= size) return 'unsatisfiable';
-  return { start, end: m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1) };
-}
-
-/** RFC 9110 §13.1.5: If-Range allows the range only for a strong ETag match or the exact Last-Modified. */
-export function ifRangeAllows(
-  value: string | undefined,
-  etag: string | undefined,
-  lastModified: string | undefined,
-): boolean {
-  if (value === undefined) return true;
-  const v = value.trim();
-  if (v.startsWith('"') || v.startsWith('W/'))
-    return etag !== undefined && !etag.startsWith('W/') && v === etag;
-  return lastModified !== undefined && v === lastModified.trim();
 }

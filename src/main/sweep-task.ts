@@ -3,7 +3,13 @@
  * keeps the cache under its size bound by evicting the least recently used entries, and removes body
  * chunks that no entry references (writes cut short by a crash, a replacement or an abort).
  */
-import { bodyIdTime, type CacheEnv, openCacheEnv } from '../store/lmdb/layout.js';
+import {
+  bodyIdTime,
+  type CacheEnv,
+  dropEntry,
+  openCacheEnv,
+  silenceCommitError,
+} from '../store/lmdb/layout.js';
 
 export interface SweepJob {
   cacheDir: string;
@@ -26,17 +32,18 @@ const ENTRY_OVERHEAD = 512;
 
 let env: CacheEnv | null = null;
 
-/** See silenceCommitError in the worker's store: a failed commit carries a second promise to handle. */
+/** A failed commit carries a second promise to handle (silenceCommitError); the sweep itself still fails. */
 function handled<T>(p: Promise<T>): Promise<T> {
-  return p.catch((err: { commitError?: Promise<unknown> }) => {
-    err?.commitError?.catch(() => {});
+  return p.catch((err: unknown) => {
+    silenceCommitError(err);
     throw err;
   });
 }
 
 export default async function sweep(job: SweepJob): Promise<SweepResult> {
   env ??= openCacheEnv(job.cacheDir, job.cacheSize);
-  const { entries, bodies, atime } = env;
+  const e: CacheEnv = env;
+  const { entries, bodies, atime } = e;
   // A thread that sits idle between sweeps would otherwise keep reading its last snapshot.
   env.root.resetReadTxn();
   const items: Array<{ key: string; size: number; atime: number; bodyId: string }> = [];
@@ -66,9 +73,7 @@ export default async function sweep(job: SweepJob): Promise<SweepResult> {
           const cur = entries.get(v.key);
           // Skip an entry replaced since the scan; its new version is judged next time.
           if (cur?.kind !== 'entry' || cur.bodyId !== v.bodyId) continue;
-          for (let i = 0; i < cur.chunks; i++) bodies.removeSync([cur.bodyId, i]);
-          entries.removeSync(v.key);
-          atime.removeSync(v.key);
+          dropEntry(e, v.key, cur);
           referenced.delete(v.bodyId);
           evicted++;
         }

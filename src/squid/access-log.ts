@@ -7,18 +7,15 @@
  * Every worker appends whole lines to the one file (O_APPEND, one write per buffer of whole lines), so
  * lines from several workers never tear or interleave.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import sonicBoom, { type SonicBoom as SonicBoomClass } from 'sonic-boom';
 
 // sonic-boom is CommonJS: its constructor is the default export, which its types describe as a namespace.
 const SonicBoom = sonicBoom as unknown as typeof SonicBoomClass;
 
-import { CACHE_NAME, MEM_HIT } from '../cache/cache.js';
+import { fieldValue, type RawHeaders } from '../http/fields.js';
 import { plainAddress } from '../http/forwarding.js';
-import type { StatsCounter } from '../stats/counters.js';
-
-export type LogFormat = 'squid' | 'common' | 'combined';
+import type { FinishObserver, Outcome } from '../workers/transaction.js';
+import type { LogFormat } from './log-formats.js';
 
 export interface AccessRecord {
   /** Completion time, ms since the epoch. */
@@ -44,13 +41,14 @@ export interface AccessRecord {
 }
 
 /**
- * Squid's result code from what the response says of itself: its Cache-Status (RFC 9211) as cuttle writes
- * it, and X-Squid-Error for answers cuttle made itself.
+ * Squid's result code, from the transaction's outcome and the error cuttle answered with, if any.
  */
 export function squidResult(o: {
   method: string;
   status: number;
-  cacheStatus: string | null;
+  outcome: Outcome;
+  /** The cache stage took part (a Cache-Status member was made). */
+  cached: boolean;
   squidError: string | null;
   /** The client sent If-None-Match (for a 304 answered from the cache). */
   clientEtag: boolean;
@@ -59,23 +57,38 @@ export function squidResult(o: {
   /** Served from a body kept in the entry record: Squid's memory hit. */
   memory?: boolean;
 }): string {
-  const cs = o.cacheStatus ?? '';
   let code: string;
-  if (o.method === 'CONNECT' && o.status === 200) code = 'TCP_TUNNEL';
-  else if (/stored body missing/.test(cs)) code = 'TCP_SWAPFAIL_MISS';
-  else if (o.squidError === 'ERR_ACCESS_DENIED' || o.squidError === 'ERR_CACHE_ACCESS_DENIED')
-    code = 'TCP_DENIED';
-  else if (/;\s*hit/.test(cs)) {
-    if (o.status === 304) code = o.clientEtag ? 'TCP_INM_HIT' : 'TCP_IMS_HIT';
-    else if (o.status >= 400) code = 'TCP_NEGATIVE_HIT';
-    else code = o.memory ? 'TCP_MEM_HIT' : 'TCP_HIT';
-  } else if (/fwd=stale/.test(cs)) {
-    if (/stale-if-error/.test(cs)) code = 'TCP_REFRESH_FAIL_OLD';
-    else if (/fwd-status=304/.test(cs)) code = 'TCP_REFRESH_UNMODIFIED';
-    else code = 'TCP_REFRESH_MODIFIED';
-  } else if (/fwd=request/.test(cs)) code = 'TCP_CLIENT_REFRESH_MISS';
-  else if (cs || o.squidError === null || o.status >= 500) code = 'TCP_MISS';
-  else code = 'NONE';
+  const denied = o.squidError === 'ERR_ACCESS_DENIED' || o.squidError === 'ERR_CACHE_ACCESS_DENIED';
+  switch (o.outcome) {
+    case 'tunnel':
+      code = o.status === 200 ? 'TCP_TUNNEL' : denied ? 'TCP_DENIED' : 'NONE';
+      break;
+    case 'swapfail':
+      code = 'TCP_SWAPFAIL_MISS';
+      break;
+    case 'hit':
+      if (o.status === 304) code = o.clientEtag ? 'TCP_INM_HIT' : 'TCP_IMS_HIT';
+      else if (o.status >= 400) code = 'TCP_NEGATIVE_HIT';
+      else code = o.memory ? 'TCP_MEM_HIT' : 'TCP_HIT';
+      break;
+    case 'refresh-fail-old':
+      code = 'TCP_REFRESH_FAIL_OLD';
+      break;
+    case 'refresh-unmodified':
+      code = 'TCP_REFRESH_UNMODIFIED';
+      break;
+    case 'refresh-modified':
+      code = 'TCP_REFRESH_MODIFIED';
+      break;
+    case 'client-refresh':
+      code = 'TCP_CLIENT_REFRESH_MISS';
+      break;
+    default:
+      if (denied) code = 'TCP_DENIED';
+      else if (o.cached || o.outcome !== 'none' || o.squidError === null || o.status >= 500)
+        code = 'TCP_MISS';
+      else code = 'NONE';
+  }
   if (o.timedOut) return `${code}_TIMEDOUT`;
   if (o.aborted) return `${code}_ABORTED`;
   return code;
@@ -155,108 +168,45 @@ export function openAccessLog(path: string, format: LogFormat): AccessLog {
   };
 }
 
-/** Where a request went, filled in as the proxy learns it. */
-export interface RequestWhere {
-  url: string;
-  /** The upstream host, or '-' while none. */
-  server: string;
-  /** The authenticated user (%un). */
-  user: string | null;
-}
-
-/** How cuttle's own Cache-Status marks a hit (cache.ts writes `cuttle; hit…`), and its own error answers. */
-const HIT_MARK = `\r\nCache-Status: ${CACHE_NAME}; hit`;
-const ERROR_MARK = '\r\nX-Squid-Error: ';
-const CACHE_STATUS = /\r\ncache-status: *([^\r]*)/i;
-const SQUID_ERROR = /\r\nx-squid-error: *([^\r ]*)/i;
-const CONTENT_TYPE = /\r\ncontent-type: *([^\r;]*)/i;
-
-/** The head cuttle wrote (whichever path wrote it), as node:http serialised it. */
-const sentHead = (res: ServerResponse) => (res as unknown as { _header?: string | null })._header ?? '';
-const headField = (head: string, re: RegExp) => re.exec(head)?.[1].trim() ?? null;
-
-/** Builds a record for each request and tunnel as it ends: the counters always, access.log when kept. */
-export class AccessRecorder {
-  constructor(
-    private readonly out: AccessLog | null,
-    private readonly stats: StatsCounter,
-  ) {}
-
-  track(req: IncomingMessage, res: ServerResponse): RequestWhere {
-    const started = Date.now();
-    const socket = req.socket;
-    const bytesBefore = socket.bytesWritten;
-    const where: RequestWhere = { url: req.url ?? '-', server: '-', user: null };
-    res.once('close', () => {
-      // Two substring scans of the head, not a parse: this runs for every request.
-      const end = Date.now();
-      const head = sentHead(res);
-      const hit = head.includes(HIT_MARK);
-      const failed = !hit && head.includes(ERROR_MARK);
-      const direct = !hit && !failed && where.server !== '-';
-      const bytes = socket.bytesWritten - bytesBefore;
-      this.stats.record(hit, direct, failed, bytes, end - started, socket.remoteAddress);
-      if (!this.out) return;
-      const squidError = headField(head, SQUID_ERROR);
-      this.out.write({
-        end,
-        elapsed: end - started,
-        client: plainAddress(socket.remoteAddress),
-        result: squidResult({
-          method: req.method ?? '-',
-          status: res.statusCode,
-          cacheStatus: headField(head, CACHE_STATUS),
-          squidError,
-          clientEtag: req.headers['if-none-match'] !== undefined,
-          aborted: !res.writableFinished,
-          memory: (res as unknown as Record<symbol, boolean>)[MEM_HIT] === true,
-          timedOut:
-            squidError === 'ERR_READ_TIMEOUT' ||
-            (res.statusCode === 504 && squidError === 'ERR_CONNECT_FAIL'),
-        }),
-        status: res.statusCode,
-        bytes,
-        method: req.method ?? '-',
-        url: where.url,
-        user: where.user,
-        hierarchy: direct ? 'HIER_DIRECT' : 'HIER_NONE',
-        server: direct ? where.server : '-',
-        contentType: headField(head, CONTENT_TYPE),
-        httpVersion: req.httpVersion,
-        referer: req.headers.referer ?? null,
-        userAgent: req.headers['user-agent'] ?? null,
-      });
-    });
-    return where;
-  }
-
-  /** A CONNECT, once it ended: refused with `status`, or a tunnel that carried `bytes` to the client. */
-  tunnel(req: IncomingMessage, started: number, client: Socket, status: number, server: string | null): void {
-    const end = Date.now();
-    this.stats.record(
-      false,
-      server !== null,
-      status !== 200,
-      client.bytesWritten,
-      end - started,
-      req.socket.remoteAddress,
-    );
-    this.out?.write({
+/** Writes one access.log line per finished transaction, rendered from its record. */
+export function accessLogObserver(out: AccessLog): FinishObserver {
+  return (txn, end, bytes, complete) => {
+    const req = txn.req;
+    const squidError = txn.error?.squidError.split(' ')[0] ?? null;
+    const direct = txn.forwarded && txn.outcome !== 'hit' && txn.error === null;
+    out.write({
       end,
-      elapsed: end - started,
-      client: plainAddress(req.socket.remoteAddress),
-      result: status === 200 ? 'TCP_TUNNEL' : status === 403 ? 'TCP_DENIED' : 'NONE',
-      status,
-      bytes: client.bytesWritten,
-      method: 'CONNECT',
-      url: req.url ?? '-',
-      user: null,
-      hierarchy: server ? 'HIER_DIRECT' : 'HIER_NONE',
-      server: server ?? '-',
-      contentType: null,
+      elapsed: end - txn.started,
+      client: plainAddress(txn.socket.remoteAddress),
+      result: squidResult({
+        method: txn.method,
+        status: txn.status,
+        outcome: txn.outcome,
+        cached: txn.cache !== null,
+        squidError,
+        clientEtag: req.headers['if-none-match'] !== undefined,
+        aborted: !complete,
+        memory: txn.memory,
+        timedOut:
+          squidError === 'ERR_READ_TIMEOUT' || (txn.status === 504 && squidError === 'ERR_CONNECT_FAIL'),
+      }),
+      status: txn.status,
+      bytes,
+      method: txn.method,
+      url: txn.url,
+      user: txn.user,
+      hierarchy: direct ? 'HIER_DIRECT' : 'HIER_NONE',
+      server: direct ? (txn.route?.server ?? '-') : '-',
+      contentType: contentType(txn.fields),
       httpVersion: req.httpVersion,
-      referer: null,
+      referer: req.headers.referer ?? null,
       userAgent: req.headers['user-agent'] ?? null,
     });
-  }
+  };
+}
+
+/** %mt: the media type of the response sent, without parameters. */
+function contentType(fields: RawHeaders | null): string | null {
+  const v = fields === null ? undefined : fieldValue(fields, 'content-type');
+  return v === undefined ? null : v.split(';')[0].trim() || null;
 }

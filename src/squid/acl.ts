@@ -6,30 +6,11 @@
  *  - when no line matches, the answer is the opposite of the last line's action;
  *  - with no http_access lines at all, every request is denied.
  */
+import type { RequestFacts } from '../access/access.js';
 import { clientMatcher } from '../access/client-rules.js';
 import type { AccessRule, AclDef } from './conf.js';
 
-/** What the ACLs look at, from one request. */
-export interface AccessContext {
-  /** Client address. */
-  src: string | undefined;
-  /** Destination host as requested (name or address) and port. */
-  host: string;
-  port: number;
-  method: string;
-  /** Squid's protocol names: HTTP, HTTPS, … CONNECT requests count as their own kind. */
-  proto: string;
-  /** The absolute URL (for CONNECT, host:port). */
-  url: string;
-  /** Path and query (urlpath_regex). */
-  path: string;
-  userAgent: string;
-  /** The authenticated user, when credentials were checked. */
-  user: string | null;
-  now: Date;
-}
-
-export type AclMatcher = (ctx: AccessContext) => boolean;
+export type AclMatcher = (ctx: RequestFacts) => boolean;
 
 /** Squid's day letters: S M T W H F A (Sunday to Saturday); D is every weekday. */
 const DAYS = 'SMTWHFA';
@@ -78,7 +59,7 @@ function portMatcher(values: string[]): AclMatcher {
   return ({ port }) => ranges.some(([lo, hi]) => port >= lo && port <= hi);
 }
 
-function regexMatcher(values: string[], ignoreCase: boolean, pick: (c: AccessContext) => string): AclMatcher {
+function regexMatcher(values: string[], ignoreCase: boolean, pick: (c: RequestFacts) => string): AclMatcher {
   const res = values.map((v) => new RegExp(v, ignoreCase ? 'i' : ''));
   return (ctx) => {
     const s = pick(ctx);
@@ -138,7 +119,7 @@ export interface AccessDecision {
 }
 
 export interface CompiledAccess {
-  check(ctx: AccessContext): AccessDecision;
+  check(ctx: RequestFacts): AccessDecision;
 }
 
 /** Every ACL compiled once, by name. */
@@ -154,8 +135,11 @@ export function aclTest(matchers: Map<string, AclMatcher>, ref: string): AclMatc
   return negated ? (c) => !m(c) : m;
 }
 
-export function compileAccess(acls: AclDef[], rules: AccessRule[]): CompiledAccess {
-  const matchers = compileAcls(acls);
+export function compileAccess(
+  acls: AclDef[],
+  rules: AccessRule[],
+  matchers = compileAcls(acls),
+): CompiledAccess {
   const needsUser = new Set(acls.filter((a) => a.type === 'proxy_auth').map((a) => a.name));
   const compiled = rules.map((r) => ({
     ...r,

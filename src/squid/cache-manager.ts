@@ -5,12 +5,13 @@
  * reports with a password, given as HTTP Basic credentials (`curl -u any:PASSWORD`), since Squid 7 removed
  * squidclient.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { VERSION } from '../shared/version.js';
 import type { ClusterStats } from '../stats/counters.js';
 import { totals } from '../stats/counters.js';
-import type { StoredEntry } from '../store/lmdb/layout.js';
-import type { Store } from '../store/lmdb/lmdb-store.js';
+import type { CacheStore, StoredEntry } from '../store/store.js';
+import type { Respond } from '../workers/respond.js';
+import type { Transaction } from '../workers/transaction.js';
 import { basicCredentials } from './basic-auth.js';
 
 export const MGR_PREFIX = '/squid-internal-mgr/';
@@ -132,7 +133,8 @@ Internal Data Structures:
 }
 
 export interface ManagerDeps {
-  store: Store;
+  store: CacheStore;
+  respond: Respond;
   capacity: number;
   passwords: ManagerPasswords;
   /** Asks the primary for the whole cluster's counters. */
@@ -141,23 +143,24 @@ export interface ManagerDeps {
 
 const OBJECTS_LISTED = 1000;
 
-export function serveManager(
-  req: IncomingMessage,
-  res: ServerResponse,
-  report: string,
-  deps: ManagerDeps,
-): void {
+export function serveManager(txn: Transaction, res: ServerResponse, report: string, deps: ManagerDeps): void {
+  const req = txn.req;
   const text = (status: number, body: string, extra: string[] = []) => {
-    res.writeHead(status, [
-      'Content-Type',
-      'text/plain; charset=utf-8',
-      'Content-Length',
-      String(Buffer.byteLength(body)),
-      'Cache-Control',
-      'no-store',
-      ...extra,
-    ]);
-    res.end(req.method === 'HEAD' ? undefined : body);
+    deps.respond.synth(
+      txn,
+      res,
+      status,
+      [
+        'Content-Type',
+        'text/plain; charset=utf-8',
+        'Content-Length',
+        String(Buffer.byteLength(body)),
+        'Cache-Control',
+        'no-store',
+        ...extra,
+      ],
+      body,
+    );
   };
   if (!(report in REPORTS)) return text(404, `unknown cache manager report "${report}"; try menu\n`);
   const denied = managerAccess(report, deps.passwords, req.headers.authorization);

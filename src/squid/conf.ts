@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { globSync } from 'tinyglobby';
 import { parseAddressSpec } from '../access/client-rules.js';
-import { ConfigError } from '../config/config.js';
+import { ConfigError } from '../config/config-error.js';
+import { FORWARDED_FOR_MODES, type ForwardedForMode } from '../http/forwarding.js';
+import { LOG_FORMATS, type LogFormat } from './log-formats.js';
 
 /** One directive line, with where it came from for error messages. */
 export interface SquidLine {
@@ -72,7 +74,7 @@ export interface SquidSettings {
   httpAccess: AccessRule[];
   /** via on|off: whether cuttle adds its own Via entry. */
   via: boolean;
-  forwardedFor: 'on' | 'off' | 'transparent' | 'truncate' | 'delete';
+  forwardedFor: ForwardedForMode;
   requestHeaderAccess: HeaderRule[];
   replyHeaderAccess: HeaderRule[];
   requestHeaderReplace: Record<string, string>;
@@ -104,7 +106,7 @@ export interface SquidDerived {
   visibleHostname?: string;
   maxHeaderSize?: number;
   accessLog?: string | null;
-  accessLogFormat?: 'squid' | 'common' | 'combined';
+  accessLogFormat?: LogFormat;
   logfileRotate?: number;
   pidFile?: string;
   timeouts?: Record<string, number>;
@@ -294,9 +296,9 @@ export function parseSquidConf(file: string): SquidDerived {
         settings.via = a[0] === 'on';
         break;
       case 'forwarded_for': {
-        const modes = ['on', 'off', 'transparent', 'truncate', 'delete'];
-        if (!modes.includes(a[0] ?? '')) bad(l, `expected one of ${modes.join(', ')}`);
-        settings.forwardedFor = a[0] as SquidSettings['forwardedFor'];
+        const mode = FORWARDED_FOR_MODES.find((m) => m === a[0]);
+        if (!mode) bad(l, `expected one of ${FORWARDED_FOR_MODES.join(', ')}`);
+        settings.forwardedFor = mode as ForwardedForMode;
         break;
       }
       case 'request_header_access':
@@ -468,8 +470,8 @@ export function parseSquidConf(file: string): SquidDerived {
         }
         const m = /^(?:(stdio|daemon):)?(\/.*)$/.exec(target);
         if (!m) bad(l, `expected stdio:/path, daemon:/path or /path, got "${target}"`);
-        if (!['squid', 'common', 'combined'].includes(format))
-          bad(l, `log format "${format}" is not supported (squid, common, combined)`);
+        if (!LOG_FORMATS.includes(format as LogFormat))
+          bad(l, `log format "${format}" is not supported (${LOG_FORMATS.join(', ')})`);
         if (a.length > 2) settings.ignored.push(`access_log ACLs (${where(l)})`);
         d.accessLog = m?.[2];
         d.accessLogFormat = format as SquidDerived['accessLogFormat'];

@@ -3,42 +3,19 @@
  * reply_header_access, request_header_replace, forwarded_for and via. Pure functions over raw header
  * arrays and an access context.
  */
-import { type OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { RawHeaders } from '../http/forwarding.js';
-import { type AccessContext, type AclMatcher, aclTest, compileAcls } from './acl.js';
+
+import type { RequestFacts } from '../access/access.js';
+import type { RawHeaders } from '../http/fields.js';
+import type { HeaderRules } from '../workers/respond.js';
+import type { Transaction } from '../workers/transaction.js';
+import { type AclMatcher, aclTest, compileAcls } from './acl.js';
 import type { HeaderRule, SquidSettings } from './conf.js';
-
-export type ForwardedForMode = 'on' | 'off' | 'transparent' | 'truncate' | 'delete';
-
-/**
- * X-Forwarded-For (de facto), as Squid's forwarded_for sets it: `on` (the default) appends the client address, `off` appends "unknown", `transparent` passes the
- * header on untouched, `truncate` replaces it with the client address alone, `delete` removes it.
- * Returns the value to send, or null for none.
- */
-export function forwardedForValue(
-  mode: ForwardedForMode,
-  existing: string | undefined,
-  client: string,
-): string | null {
-  switch (mode) {
-    case 'on':
-      return existing ? `${existing}, ${client}` : client;
-    case 'off':
-      return existing ? `${existing}, unknown` : 'unknown';
-    case 'transparent':
-      return existing ?? null;
-    case 'truncate':
-      return client;
-    case 'delete':
-      return null;
-  }
-}
 
 type Compiled = { allow: boolean; tests: AclMatcher[] };
 
 export interface HeaderFilter {
-  request(raw: RawHeaders, ctx: AccessContext): RawHeaders;
-  reply(raw: RawHeaders, ctx: AccessContext): RawHeaders;
+  request(raw: RawHeaders, ctx: RequestFacts): RawHeaders;
+  reply(raw: RawHeaders, ctx: RequestFacts): RawHeaders;
   /** True when neither list has rules, so the caller can skip the work. */
   readonly empty: boolean;
 }
@@ -48,8 +25,7 @@ export interface HeaderFilter {
  * and a header no rule decides is allowed. A denied request header with a request_header_replace is sent
  * with the replacement value instead.
  */
-export function compileHeaderFilter(sq: SquidSettings): HeaderFilter {
-  const matchers = compileAcls(sq.acls);
+export function compileHeaderFilter(sq: SquidSettings, matchers = compileAcls(sq.acls)): HeaderFilter {
   const compile = (rules: HeaderRule[]): Map<string, Compiled[]> => {
     const byName = new Map<string, Compiled[]>();
     for (const r of rules) {
@@ -63,14 +39,14 @@ export function compileHeaderFilter(sq: SquidSettings): HeaderFilter {
   const reply = compile(sq.replyHeaderAccess);
   const replace = new Map(Object.entries(sq.requestHeaderReplace).map(([k, v]) => [k.toLowerCase(), v]));
 
-  const allowed = (rules: Map<string, Compiled[]>, name: string, ctx: AccessContext) => {
+  const allowed = (rules: Map<string, Compiled[]>, name: string, ctx: RequestFacts) => {
     for (const list of [rules.get(name), rules.get('other'), rules.get('all')]) {
       for (const r of list ?? []) if (r.tests.every((t) => t(ctx))) return r.allow;
     }
     return true;
   };
   const apply =
-    (rules: Map<string, Compiled[]>, withReplace: boolean) => (raw: RawHeaders, ctx: AccessContext) => {
+    (rules: Map<string, Compiled[]>, withReplace: boolean) => (raw: RawHeaders, ctx: RequestFacts) => {
       if (rules.size === 0) return raw;
       const out: RawHeaders = [];
       for (let i = 0; i < raw.length; i += 2) {
@@ -105,26 +81,22 @@ export function withoutOurVia(raw: RawHeaders, ours: string): RawHeaders {
 }
 
 /**
- * A response whose header section passes through `filter` (reply_header_access, via off) whichever path
- * wrote it: a hit, a forwarded response or an error page.
+ * The header rules a squid.conf sets, as the core's HeaderRules: request and reply header access with the
+ * facts http_access saw, and `via off` (our own Via entry left out of replies). Null when there are none.
  */
-export class FilteredResponse extends ServerResponse {
-  filter: ((raw: RawHeaders) => RawHeaders) | null = null;
-
-  // biome-ignore lint/suspicious/noExplicitAny: writeHead's overloads are (status, [message,] headers).
-  override writeHead(status: number, ...rest: any[]): this {
-    if (this.filter) {
-      const i = typeof rest[0] === 'string' ? 1 : 0;
-      const h = rest[i] as RawHeaders | OutgoingHttpHeaders | undefined;
-      if (h !== undefined) {
-        const flat: RawHeaders = Array.isArray(h)
-          ? (h as RawHeaders)
-          : Object.entries(h).flatMap(([k, v]) =>
-              Array.isArray(v) ? v.flatMap((x) => [k, String(x)]) : v === undefined ? [] : [k, String(v)],
-            );
-        rest[i] = this.filter(flat);
-      }
-    }
-    return super.writeHead(status, ...(rest as [OutgoingHttpHeaders]));
-  }
+export function squidHeaderRules(
+  sq: SquidSettings,
+  matchers: Map<string, AclMatcher>,
+  ourVia: string,
+): HeaderRules | null {
+  const filter = compileHeaderFilter(sq, matchers);
+  if (filter.empty && sq.via) return null;
+  const facts = (txn: Transaction) => txn.facts as RequestFacts;
+  return {
+    request: (raw, txn) => (filter.empty || !txn.facts ? raw : filter.request(raw, facts(txn))),
+    reply: (raw, txn) => {
+      const out = filter.empty || !txn.facts ? raw : filter.reply(raw, facts(txn));
+      return sq.via ? out : withoutOurVia(out, ourVia);
+    },
+  };
 }

@@ -1,3 +1,5 @@
+import type { FinishObserver } from '../workers/transaction.js';
+
 /**
  * Traffic counters for Squid's cache manager reports, kept per worker and summed by the primary, so the
  * reports describe the whole cluster.
@@ -73,6 +75,20 @@ export class StatsCounter {
     sample(s.timesAll, elapsed);
     sample(hit ? s.timesHit : s.timesMiss, elapsed);
   }
+
+  /** The finish hook that feeds these counters from each transaction's record. */
+  readonly observer: FinishObserver = (txn, end, bytes) => {
+    const hit = txn.outcome === 'hit';
+    const failed = txn.error !== null;
+    this.record(
+      hit,
+      txn.forwarded && !hit && !failed,
+      failed,
+      bytes,
+      end - txn.started,
+      txn.socket.remoteAddress,
+    );
+  };
 
   snapshot(): WorkerStats {
     return { ...this.s, clients: [...this.clients], rssBytes: process.memoryUsage.rss() };

@@ -1,22 +1,24 @@
 /**
- * tunnel: CONNECT (RFC 9110 §9.3.6). Bytes are relayed both ways until each side has closed.
+ * tunnel: CONNECT (RFC 9110 §9.3.6). Bytes are relayed both ways until each side has closed. A tunnel is
+ * a transaction like any request: access checks it, and the finish hooks log and count it.
  */
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Access } from '../access/access.js';
 import type { Config } from '../config/config.js';
 import { invalidRequest, type ProxyError, rawErrorResponse, upstreamError } from '../http/errors.js';
 import { parseAuthority } from '../http/target.js';
 import type { Logger } from '../shared/logger.js';
-import type { AccessRecorder } from '../squid/access-log.js';
+import type { Finish } from '../workers/finish.js';
+import { Transaction } from '../workers/transaction.js';
 
 export interface TunnelDeps {
   config: Config;
   log: Logger;
   via: string;
-  /** Returns why the client may not tunnel there, or null. */
-  check: (req: IncomingMessage, host: string, port: number) => ProxyError | null;
-  recorder: AccessRecorder | null;
+  access: Access;
+  finish: Finish;
 }
 
 export class Tunnels {
@@ -25,26 +27,30 @@ export class Tunnels {
   constructor(private readonly deps: TunnelDeps) {}
 
   handle = (req: IncomingMessage, client: Duplex, head: Buffer): void => {
-    const { config, log } = this.deps;
+    const { config, log, finish } = this.deps;
+    const txn = new Transaction(req);
+    txn.outcome = 'tunnel';
     client.on('error', () => client.destroy());
-    const started = Date.now();
     const fail = (err: ProxyError) => {
       log.info(
         { client: req.socket.remoteAddress, target: req.url, status: err.status, error: err.squidError },
         err.message,
       );
+      txn.error = err;
+      txn.status = err.status;
       if (client.writable) client.end(rawErrorResponse(err, this.deps.via));
       else client.destroy();
       // After the write, so the logged size counts the error response.
-      this.deps.recorder?.tunnel(req, started, client as Socket, err.status, null);
+      finish.done(txn, true);
     };
     const auth = parseAuthority(req.url ?? '');
     if (typeof auth === 'string') return fail(invalidRequest(`CONNECT target: ${auth}`));
-    const denied = this.deps.check(req, auth.host, auth.port);
+    const denied = this.deps.access.connect(txn, auth.host, auth.port);
     if (denied) return fail(denied);
 
     const host = auth.host.startsWith('[') ? auth.host.slice(1, -1) : auth.host;
     const where = `${auth.host}:${auth.port}`;
+    txn.route = { origin: where, path: '', host: where, server: host };
     const upstream: Socket = connect({ host, port: auth.port, allowHalfOpen: true, noDelay: true });
     this.open.add(client);
     const connectTimer = setTimeout(
@@ -55,6 +61,8 @@ export class Tunnels {
     upstream.once('connect', () => {
       clearTimeout(connectTimer);
       established = true;
+      txn.forwarded = true;
+      txn.status = 200;
       client.write('HTTP/1.1 200 Connection established\r\n\r\n');
       if (head.length) upstream.write(head);
       // pipe() ends the other side when one side ends, which is how a half-close travels through.
@@ -78,7 +86,7 @@ export class Tunnels {
       if (established && !client.writableEnded) client.destroy();
     });
     client.on('close', () => {
-      if (established) this.deps.recorder?.tunnel(req, started, client as Socket, 200, host);
+      if (established) finish.done(txn, true);
       this.open.delete(client);
       upstream.destroy();
     });

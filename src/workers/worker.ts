@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import type { Config } from '../config/config.js';
 import { createLogger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
-import { silenceCommitError } from '../store/lmdb/lmdb-store.js';
+import { silenceCommitError } from '../store/lmdb/layout.js';
 import { createProxy } from './server.js';
 
 const config = JSON.parse(process.env.CUTTLE_CONFIG ?? '{}') as Config;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { formatCacheStatus } from '../../src/cache/cache-status.js';
 import {
   clientConditionalMatches,
-  formatCacheStatus,
   freshnessLifetime,
   initialAge,
   parseAge,
@@ -106,7 +106,12 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
 
   it('decides storability as a shared cache (§3)', () => {
     const s = (status: number, cc: string, req: string[] = [], res: string[] = []) =>
-      storability('GET', req, status, res, parseCacheControl(cc));
+      storability(
+        { method: 'GET', headers: req, directives: requestDirectives(req) },
+        status,
+        res,
+        parseCacheControl(cc),
+      );
     assert.equal(s(200, 'max-age=60'), null);
     assert.equal(s(503, 'max-age=60'), null);
     assert.equal(s(500, ''), 'no freshness');
@@ -116,7 +121,15 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
     assert.equal(s(200, 'max-age=60', ['Authorization', 'x']), 'authorization');
     assert.equal(s(200, 'max-age=60', [], ['Vary', 'Accept, *']), 'vary-star');
     assert.equal(s(206, 'max-age=60'), 'status');
-    assert.equal(storability('POST', [], 200, [], parseCacheControl('max-age=60')), 'method');
+    assert.equal(
+      storability(
+        { method: 'POST', headers: [], directives: requestDirectives([]) },
+        200,
+        [],
+        parseCacheControl('max-age=60'),
+      ),
+      'method',
+    );
   });
 
   it('decides reuse from age and directives (§4.2.4, §5.2.1, RFC 5861)', () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { endToEndHeaders, fieldValue } from '../../src/http/fields.js';
 import {
   appendVia,
-  endToEndHeaders,
-  fieldValue,
+  forwardedForValue,
   forwardedRequestHeaders,
   isForwardingLoop,
   maxForwards,
@@ -110,31 +110,14 @@ describe('forwarded request header section', () => {
   });
 });
 
-describe('RFC 9110 §14 ranges', () => {
-  it('parses one byte range, suffixes and open ends; ignores what it may ignore', async () => {
-    const { parseRange } = await import('../../src/http/forwarding.js');
-    assert.deepEqual(parseRange('bytes=0-99', 1000), { start: 0, end: 99 });
-    assert.deepEqual(parseRange('bytes=900-', 1000), { start: 900, end: 999 });
-    assert.deepEqual(parseRange('bytes=-100', 1000), { start: 900, end: 999 });
-    assert.deepEqual(parseRange('bytes=990-5000', 1000), { start: 990, end: 999 });
-    assert.equal(parseRange('bytes=1000-', 1000), 'unsatisfiable');
-    assert.equal(parseRange('bytes=0-1,5-6', 1000), null);
-    assert.equal(parseRange('items=0-1', 1000), null);
-    assert.equal(parseRange('bytes=5-1', 1000), null);
-  });
-
-  it('honours If-Range only for a strong ETag or the exact Last-Modified (§13.1.5)', async () => {
-    const { ifRangeAllows } = await import('../../src/http/forwarding.js');
-    assert.equal(ifRangeAllows(undefined, undefined, undefined), true);
-    assert.equal(ifRangeAllows('"a"', '"a"', undefined), true);
-    assert.equal(ifRangeAllows('"a"', 'W/"a"', undefined), false);
-    assert.equal(
-      ifRangeAllows('Mon, 01 Jan 2024 00:00:00 GMT', undefined, 'Mon, 01 Jan 2024 00:00:00 GMT'),
-      true,
-    );
-    assert.equal(
-      ifRangeAllows('Tue, 02 Jan 2024 00:00:00 GMT', undefined, 'Mon, 01 Jan 2024 00:00:00 GMT'),
-      false,
-    );
+describe('forwarded_for', () => {
+  it('on appends, off appends unknown, transparent passes, truncate replaces, delete removes', () => {
+    assert.equal(forwardedForValue('on', '10.0.0.1', '127.0.0.1'), '10.0.0.1, 127.0.0.1');
+    assert.equal(forwardedForValue('on', undefined, '127.0.0.1'), '127.0.0.1');
+    assert.equal(forwardedForValue('off', undefined, '127.0.0.1'), 'unknown');
+    assert.equal(forwardedForValue('transparent', '10.0.0.1', '127.0.0.1'), '10.0.0.1');
+    assert.equal(forwardedForValue('transparent', undefined, '127.0.0.1'), null);
+    assert.equal(forwardedForValue('truncate', '10.0.0.1', '127.0.0.1'), '127.0.0.1');
+    assert.equal(forwardedForValue('delete', '10.0.0.1', '127.0.0.1'), null);
   });
 });

@@ -59,35 +59,34 @@ describe('access.log formats (Squid logformat)', () => {
     );
   });
 
-  it('maps Cache-Status and errors to Squid result codes', () => {
+  it("maps the transaction's outcome and errors to Squid result codes", () => {
     const r = (o: Partial<Parameters<typeof squidResult>[0]>) =>
       squidResult({
         method: 'GET',
         status: 200,
-        cacheStatus: null,
+        outcome: 'none',
+        cached: false,
         squidError: null,
         clientEtag: false,
         aborted: false,
         timedOut: false,
         ...o,
       });
-    assert.equal(r({ cacheStatus: 'cuttle; hit; ttl=5' }), 'TCP_HIT');
-    assert.equal(r({ cacheStatus: 'cuttle; hit; ttl=5', memory: true }), 'TCP_MEM_HIT');
-    assert.equal(r({ cacheStatus: 'cuttle; fwd=miss; detail="stored body missing"' }), 'TCP_SWAPFAIL_MISS');
-    assert.equal(r({ cacheStatus: 'cuttle; hit; ttl=5', status: 404 }), 'TCP_NEGATIVE_HIT');
-    assert.equal(r({ cacheStatus: 'cuttle; hit', status: 304, clientEtag: true }), 'TCP_INM_HIT');
-    assert.equal(r({ cacheStatus: 'cuttle; hit', status: 304 }), 'TCP_IMS_HIT');
-    assert.equal(r({ cacheStatus: 'cuttle; fwd=uri-miss; fwd-status=200' }), 'TCP_MISS');
-    assert.equal(r({ cacheStatus: 'cuttle; fwd=stale; fwd-status=304' }), 'TCP_REFRESH_UNMODIFIED');
-    assert.equal(r({ cacheStatus: 'cuttle; fwd=stale; fwd-status=200; stored' }), 'TCP_REFRESH_MODIFIED');
-    assert.equal(
-      r({ cacheStatus: 'cuttle; fwd=stale; fwd-status=503; detail="stale-if-error"' }),
-      'TCP_REFRESH_FAIL_OLD',
-    );
-    assert.equal(r({ cacheStatus: 'cuttle; fwd=request; fwd-status=200' }), 'TCP_CLIENT_REFRESH_MISS');
+    const cached = true;
+    assert.equal(r({ outcome: 'hit', cached }), 'TCP_HIT');
+    assert.equal(r({ outcome: 'hit', cached, memory: true }), 'TCP_MEM_HIT');
+    assert.equal(r({ outcome: 'swapfail', cached }), 'TCP_SWAPFAIL_MISS');
+    assert.equal(r({ outcome: 'hit', cached, status: 404 }), 'TCP_NEGATIVE_HIT');
+    assert.equal(r({ outcome: 'hit', cached, status: 304, clientEtag: true }), 'TCP_INM_HIT');
+    assert.equal(r({ outcome: 'hit', cached, status: 304 }), 'TCP_IMS_HIT');
+    assert.equal(r({ outcome: 'miss', cached }), 'TCP_MISS');
+    assert.equal(r({ outcome: 'refresh-unmodified', cached }), 'TCP_REFRESH_UNMODIFIED');
+    assert.equal(r({ outcome: 'refresh-modified', cached }), 'TCP_REFRESH_MODIFIED');
+    assert.equal(r({ outcome: 'refresh-fail-old', cached, status: 200 }), 'TCP_REFRESH_FAIL_OLD');
+    assert.equal(r({ outcome: 'client-refresh', cached }), 'TCP_CLIENT_REFRESH_MISS');
     assert.equal(r({ status: 403, squidError: 'ERR_ACCESS_DENIED' }), 'TCP_DENIED');
-    assert.equal(r({ method: 'CONNECT' }), 'TCP_TUNNEL');
-    assert.equal(r({ cacheStatus: 'cuttle; hit', aborted: true }), 'TCP_HIT_ABORTED');
+    assert.equal(r({ method: 'CONNECT', outcome: 'tunnel' }), 'TCP_TUNNEL');
+    assert.equal(r({ outcome: 'hit', cached, aborted: true }), 'TCP_HIT_ABORTED');
     assert.equal(r({ status: 504, squidError: 'ERR_READ_TIMEOUT', timedOut: true }), 'TCP_MISS_TIMEDOUT');
   });
 });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type AccessContext, compileAccess, compileAcl } from '../../src/squid/acl.js';
+import type { RequestFacts } from '../../src/access/access.js';
+import { compileAccess, compileAcl } from '../../src/squid/acl.js';
 import { type AccessRule, type AclDef, BUILTIN_ACLS } from '../../src/squid/conf.js';
 
-const ctx = (over: Partial<AccessContext> = {}): AccessContext => ({
+const ctx = (over: Partial<RequestFacts> = {}): RequestFacts => ({
   src: '127.0.0.1',
   host: 'www.example.test',
   port: 80,
@@ -67,7 +68,7 @@ describe('http_access (squid-cache/squid cf.data.pre)', () => {
     let checked = 0;
     for (const lines of lineSets) {
       const access = compileAccess([...BUILTIN_ACLS, A, B], lines.map(rule));
-      for (const [truth, c] of Object.entries(contexts) as [Truth, AccessContext][]) {
+      for (const [truth, c] of Object.entries(contexts) as [Truth, RequestFacts][]) {
         assert.equal(access.check(c).allow, expected(lines, truth), `${JSON.stringify(lines)} with ${truth}`);
         checked++;
       }
@@ -89,7 +90,7 @@ describe('http_access (squid-cache/squid cf.data.pre)', () => {
 });
 
 describe('ACL types', () => {
-  const m = (def: AclDef, c: Partial<AccessContext>) => compileAcl(def)(ctx(c));
+  const m = (def: AclDef, c: Partial<RequestFacts>) => compileAcl(def)(ctx(c));
 
   it('src: addresses, CIDR, netmask and ranges, IPv6, IPv4-mapped clients', () => {
     const d = acl('x', 'src', [
@@ -150,18 +151,5 @@ describe('ACL types', () => {
     assert.equal(m(acl('x', 'proxy_auth', ['REQUIRED']), { user: 'ann' }), true);
     assert.equal(m(acl('x', 'proxy_auth', ['REQUIRED']), { user: null }), false);
     assert.equal(m(acl('x', 'proxy_auth', ['bob']), { user: 'ann' }), false);
-  });
-});
-
-describe('forwarded_for', () => {
-  it('on appends, off appends unknown, transparent passes, truncate replaces, delete removes', async () => {
-    const { forwardedForValue } = await import('../../src/squid/headers.js');
-    assert.equal(forwardedForValue('on', '10.0.0.1', '127.0.0.1'), '10.0.0.1, 127.0.0.1');
-    assert.equal(forwardedForValue('on', undefined, '127.0.0.1'), '127.0.0.1');
-    assert.equal(forwardedForValue('off', undefined, '127.0.0.1'), 'unknown');
-    assert.equal(forwardedForValue('transparent', '10.0.0.1', '127.0.0.1'), '10.0.0.1');
-    assert.equal(forwardedForValue('transparent', undefined, '127.0.0.1'), null);
-    assert.equal(forwardedForValue('truncate', '10.0.0.1', '127.0.0.1'), '127.0.0.1');
-    assert.equal(forwardedForValue('delete', '10.0.0.1', '127.0.0.1'), null);
   });
 });

@@ -4,48 +4,11 @@
  * - entries: key → StoredEntry | VaryIndex (metadata, small bodies inline)
  * - bodies:  [bodyId, chunkNo] → bytes
  * - atime:   key → last use, seconds (batched by workers, read by the sweeper)
- * - uses:    key → { count, since } for --cache-min-uses admission
+ * - uses:    key → { count, since } for --cache-min-uses admission, and revalidation claims
  */
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
-
-export interface StoredPolicyData {
-  /** Freshness lifetime, seconds. */
-  lifetime: number;
-  /** must-revalidate, proxy-revalidate or s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10): never served stale. */
-  mustRevalidate: boolean;
-  /** Unqualified no-cache (§5.2.2.4): validate before every reuse. */
-  noCache: boolean;
-  staleWhileRevalidate: number;
-  staleIfError: number;
-}
-
-export interface StoredEntry {
-  kind: 'entry';
-  url: string;
-  status: number;
-  /** End-to-end response fields as stored, our Via appended, Content-Length exact, no Age. */
-  headers: string[];
-  requestTime: number;
-  responseTime: number;
-  initialAge: number;
-  policy: StoredPolicyData;
-  noCacheFields: string[];
-  etag: string | undefined;
-  lastModified: number | null;
-  bodyId: string;
-  size: number;
-  chunks: number;
-  /** Bodies up to INLINE_MAX live here, so a small hit is one read. */
-  body: Buffer | null;
-}
-
-export interface VaryIndex {
-  kind: 'vary';
-  names: string[];
-  /** Secondary keys of stored variants, newest last. */
-  variants: string[];
-}
+import type { StoredEntry, VaryIndex } from '../store.js';
 
 export interface CacheEnv {
   root: RootDatabase;
@@ -71,6 +34,28 @@ export function openCacheEnv(cacheDir: string, cacheSize: number): CacheEnv {
     atime: root.openDB({ name: 'atime', encoding: 'msgpack' }),
     uses: root.openDB({ name: 'uses', encoding: 'msgpack' }),
   };
+}
+
+/**
+ * Inside a write transaction: removes the record at `key` (an entry, or a Vary index and all its variants)
+ * with its body chunks and recency. The worker's invalidation and the sweeper's eviction both use it.
+ */
+export function dropEntry(env: CacheEnv, key: string, rec = env.entries.get(key)): boolean {
+  if (rec === undefined) return false;
+  if (rec.kind === 'vary') for (const v of rec.variants) dropEntry(env, v);
+  else for (let i = 0; i < rec.chunks; i++) env.bodies.removeSync([rec.bodyId, i]);
+  env.entries.removeSync(key);
+  env.atime.removeSync(key);
+  return true;
+}
+
+/**
+ * lmdb-js rejects a failed commit's writes with an error whose `commitError` is a second promise, rejected
+ * with the cause (ENOSPC, EIO, MDB_MAP_FULL). Unhandled, it would kill the process.
+ */
+export function silenceCommitError(err: unknown): void {
+  const p = (err as { commitError?: Promise<unknown> } | null)?.commitError;
+  if (p && typeof p.catch === 'function') p.catch(() => {});
 }
 
 /** Body ids start with their creation time, so the sweeper can tell an abandoned write from one under way. */

@@ -1,0 +1,25 @@
+/** What every step of the cache stage is given, once per worker. */
+import type { Logger } from '../shared/logger.js';
+import type { Stores } from '../store/store.js';
+import type { Upstream, UpstreamRequest } from '../upstream/upstream.js';
+import type { Respond } from '../workers/respond.js';
+import type { Transaction } from '../workers/transaction.js';
+import type { Collapse } from './collapse.js';
+import type { FreshnessRules } from './freshness-rules.js';
+
+export interface CacheContext {
+  stores: Stores;
+  upstream: Upstream;
+  collapse: Collapse;
+  rules: FreshnessRules;
+  respond: Respond;
+  log: Logger;
+  maxObjectSize: number;
+  minObjectSize: number;
+  /** How long a background revalidation's claim holds before another worker may presume it dead. */
+  claimTtlMs: number;
+  /** The request to send upstream for a transaction: built only when one is sent, so a hit never pays. */
+  upstreamRequest(txn: Transaction): UpstreamRequest;
+}
+
+export const nowSeconds = () => Date.now() / 1000;

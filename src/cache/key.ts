@@ -1,0 +1,19 @@
+/** Cache keys: the effective request URI (RFC 9110 §7.1), as the primary key of RFC 9111 §4. */
+
+/** The primary cache key: host lower-cased, default port dropped. */
+export function cacheKey(scheme: string, host: string, port: number, path: string): string {
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  return `${scheme}://${host.toLowerCase()}${port === defaultPort ? '' : `:${port}`}${path}`;
+}
+
+/** The cache key of a URI reference resolved against `base`, when it has the same origin (§4.4). */
+export function sameOriginKey(base: string, ref: string | undefined): string | null {
+  if (!ref) return null;
+  try {
+    const b = new URL(base);
+    const u = new URL(ref, b);
+    return u.origin === b.origin ? `${u.origin}${u.pathname}${u.search}` : null;
+  } catch {
+    return null;
+  }
+}

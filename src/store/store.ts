@@ -1,0 +1,132 @@
+/**
+ * The cache store as the cache stage sees it: entries and their body chunks, nothing of HTTP delivery.
+ * Two implementations: `lmdb/lmdb-store.ts` (the shared, persistent one) and `memory-store.ts` (for tests of
+ * the cache stage in one process). `test/store/contract.ts` is the suite both must pass.
+ *
+ * An entry's life (every implementation keeps it):
+ *   writer()  → chunks written as the response streams; nothing is visible yet
+ *   commit()  → entry and Vary index published at once, after every chunk; readers see all or nothing
+ *   update()  → a 304 replaces the header section and times, the body stays (only if the body is unchanged)
+ *   invalidate() / eviction → the entry, its variants and its chunks go
+ *   abandoned writes (a crash, an abort) leave unreferenced chunks, which the sweeper removes
+ */
+import type { StoredPolicy } from '../cache/policy.js';
+import type { RawHeaders } from '../http/fields.js';
+
+/** A stored response: metadata, and the body inline (small) or as numbered chunks. */
+export interface StoredEntry {
+  kind: 'entry';
+  url: string;
+  status: number;
+  /** End-to-end response fields as stored, our Via appended, Content-Length exact, no Age. */
+  headers: string[];
+  requestTime: number;
+  responseTime: number;
+  initialAge: number;
+  policy: StoredPolicy;
+  noCacheFields: string[];
+  etag: string | undefined;
+  lastModified: number | null;
+  bodyId: string;
+  size: number;
+  chunks: number;
+  /** Bodies up to INLINE_MAX live here, so a small hit is one read. */
+  body: Buffer | null;
+}
+
+/** Under a URL whose response had Vary: the field names and the variants stored. */
+export interface VaryIndex {
+  kind: 'vary';
+  names: string[];
+  /** Secondary keys of stored variants, newest last. */
+  variants: string[];
+}
+
+/** Bodies up to this size are stored inside the entry, so such a hit is a single read. */
+export const INLINE_MAX = 256 * 1024;
+/** Body chunks are exactly this size (the last one shorter), so a range starts at a computable chunk. */
+export const CHUNK_SIZE = 256 * 1024;
+/** Variants kept per URL; the oldest goes first. */
+export const MAX_VARIANTS = 32;
+
+export type Lookup = { entry: StoredEntry; key: string } | { miss: 'uri-miss' | 'vary-miss' };
+
+/**
+ * Where bytes go: the client, a tee into the store, or nowhere. Both the store (a stored body) and the
+ * upstream (a response body) write to one.
+ */
+export interface BodySink {
+  /** Returns false when the receiver wants no more for now; it then calls `resume` once it does. */
+  write(chunk: Buffer, resume: () => void): boolean;
+  /** The body is whole; `last` is its final piece (a small hit is then a single write). */
+  end(last?: Buffer): void;
+  /** The body cannot be delivered whole: the receiver must not take what it got for complete. */
+  abort(reason: string): void;
+  /** Calls `gone` if the receiver goes away before the end (a client hanging up). */
+  onGone(gone: () => void): void;
+}
+
+/** Collects a body as it streams, for `commit`. */
+export interface BodyWriter {
+  readonly size: number;
+  write(chunk: Buffer): void;
+  /** Abandons the body: what was written is removed, and `commit` will refuse it. */
+  fail(reason: string): void;
+}
+
+export interface StoreSummary {
+  objects: number;
+  bytes: number;
+  list: StoredEntry[];
+}
+
+export interface CacheStore {
+  /** RFC 9111 §4.1: the primary key, then the variant selected by the stored Vary fields. */
+  lookup(url: string, reqHeaders: RawHeaders): Lookup;
+  /** Whether every body chunk of an entry is there (a damaged store must not serve a short body). */
+  bodyComplete(entry: StoredEntry): boolean;
+  /** Hands bytes `start`..`end` (inclusive) of a stored body to `sink`, honouring its back-pressure. */
+  readBody(entry: StoredEntry, start: number, end: number, sink: BodySink): void;
+  writer(maxSize: number): BodyWriter;
+  /** Publishes `entry` with the writer's body; resolves false (and cleans up) when it could not. */
+  commit(
+    url: string,
+    varyNames: string[] | null,
+    reqHeaders: RawHeaders,
+    entry: StoredEntry,
+    body: BodyWriter,
+  ): Promise<boolean>;
+  /** RFC 9111 §3.2: replaces a stored entry's header section and times, if its body is still the same. */
+  update(key: string, entry: StoredEntry): Promise<unknown>;
+  /** Removes a URL and every variant of it. Resolves with whether anything was stored. */
+  invalidate(url: string): Promise<boolean>;
+  /** For the cache manager: stored responses and their bytes, and the first `limit` entries. */
+  summary(limit: number): StoreSummary;
+  close(): Promise<void>;
+}
+
+/** nginx's proxy_cache_min_uses: whether this request for `key` is the one that may store it. */
+export interface Admission {
+  admit(key: string): boolean;
+}
+
+/** RFC 5861 §3 "once per object": who may revalidate a stale entry in the background, across workers. */
+export interface RevalidationClaims {
+  /** Resolves true for the one claimant that may go ahead; a claim older than `ttlMs` is presumed dead. */
+  claim(key: string, ttlMs: number, seen: StoredEntry): Promise<boolean>;
+  release(key: string): void;
+}
+
+/** Approximate recency for eviction; a hit never waits on it. */
+export interface Recency {
+  touch(key: string): void;
+}
+
+/** What the cache stage is given: the store and the small policies beside it. */
+export interface Stores {
+  store: CacheStore;
+  admission: Admission;
+  claims: RevalidationClaims;
+  recency: Recency;
+  close(): Promise<void>;
+}

@@ -1,0 +1,144 @@
+/**
+ * A request's life in a worker, as named steps over its transaction record:
+ * recv (limits, target) → access → route → dispatch (self answer | cache | pass | unsafe → invalidate).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Access, Destination } from '../access/access.js';
+import type { CacheContext } from '../cache/context.js';
+import { forwardUnsafe } from '../cache/invalidate.js';
+import { pass } from '../cache/miss.js';
+import { serve } from '../cache/serve.js';
+import type { Config } from '../config/config.js';
+import { accessDenied, invalidRequest, uriTooLong } from '../http/errors.js';
+import { fieldValue } from '../http/fields.js';
+import {
+  appendVia,
+  forwardedForValue,
+  forwardedRequestHeaders,
+  isForwardingLoop,
+  maxForwards,
+  plainAddress,
+  viaEntry,
+} from '../http/forwarding.js';
+import { hasRequestBody, parseTarget } from '../http/target.js';
+import { PRODUCT } from '../shared/version.js';
+import type { UpstreamRequest } from '../upstream/upstream.js';
+import type { Finish } from './finish.js';
+import type { HeaderRules, Respond } from './respond.js';
+import type { Routable } from './route.js';
+import type { SelfAnswers } from './self.js';
+import { Transaction } from './transaction.js';
+
+export interface PipelineDeps {
+  config: Config;
+  access: Access;
+  route: (txn: Transaction, target: Routable) => ReturnType<typeof invalidRequest> | null;
+  respond: Respond;
+  finish: Finish;
+  self: SelfAnswers;
+  cache: CacheContext;
+  /** Whether the server is draining: responses then close their connection. */
+  draining: () => boolean;
+}
+
+export function createPipeline(d: PipelineDeps) {
+  const { config, access, respond, self, cache } = d;
+  const name = config.visibleHostname;
+
+  return function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    if (d.draining()) res.shouldKeepAlive = false;
+    const txn = new Transaction(req);
+    d.finish.track(txn, res);
+
+    // recv and access: the client address, the request-target's limits and form.
+    const denied = access.client(txn);
+    if (denied) return respond.error(txn, res, denied);
+    if (txn.url.length > config.maxUrlLength) return respond.error(txn, res, uriTooLong(config.maxUrlLength));
+    const target = parseTarget(txn.url);
+    const report = self.managerReport(target);
+    if (report !== null) return self.manage(txn, res, report);
+    if (target.form === 'invalid') return respond.error(txn, res, invalidRequest(target.reason));
+    if (target.form === 'asterisk') {
+      if (txn.method === 'OPTIONS') return self.options(txn, res);
+      return respond.error(txn, res, invalidRequest('the asterisk-form target is for OPTIONS only'));
+    }
+
+    // route, then the access rules that look at the destination.
+    const unroutable = d.route(txn, target);
+    if (unroutable) return respond.error(txn, res, unroutable);
+    if (access.checksRequests) {
+      const refused = access.request(txn, destination(txn));
+      if (refused) return respond.error(txn, res, refused);
+    }
+    const raw = req.rawHeaders;
+    if (isForwardingLoop(fieldValue(raw, 'via'), name))
+      return respond.error(
+        txn,
+        res,
+        accessDenied(`forwarding loop detected: the request already passed ${name}`),
+      );
+    const mf = maxForwards(txn.method, fieldValue(raw, 'max-forwards'));
+    if (mf.answer) return txn.method === 'OPTIONS' ? self.options(txn, res) : self.trace(txn, res);
+    txn.maxForwards = mf.forward;
+    if (expectsContinue) res.writeContinue();
+
+    // dispatch
+    switch (txn.method) {
+      case 'PURGE':
+        return self.purge(txn, res);
+      case 'GET':
+      case 'HEAD':
+        return serve(cache, txn, res);
+      case 'OPTIONS':
+      case 'TRACE':
+        return pass(cache, txn, res);
+      default:
+        return forwardUnsafe(cache, txn, res);
+    }
+  };
+}
+
+/** The destination as access rules see it: in reverse mode the site the client named (Squid's vhost). */
+function destination(txn: Transaction): Destination {
+  const route = txn.route as NonNullable<Transaction['route']>;
+  const base = new URL(route.origin);
+  const u = new URL(route.path, route.host ? `${base.protocol}//${route.host}` : route.origin);
+  return {
+    scheme: u.protocol.slice(0, -1),
+    host: u.hostname,
+    port: Number(u.port) || (u.protocol === 'https:' ? 443 : 80),
+    url: u.href,
+    path: route.path,
+  };
+}
+
+/** RFC 9110 §7.6: the request as it is sent upstream, built only when one is. */
+export function upstreamRequestBuilder(
+  config: Config,
+  rules: HeaderRules | null,
+): (txn: Transaction) => UpstreamRequest {
+  const name = config.visibleHostname;
+  return (txn) => {
+    const req = txn.req;
+    const raw = req.rawHeaders;
+    const route = txn.route as NonNullable<Transaction['route']>;
+    const via = fieldValue(raw, 'via');
+    const headers = forwardedRequestHeaders(raw, {
+      host: route.host,
+      via: config.via ? appendVia(via, viaEntry(req.httpVersion, name, PRODUCT)) : (via ?? null),
+      forwardedFor: forwardedForValue(
+        config.forwardedFor,
+        fieldValue(raw, 'x-forwarded-for'),
+        plainAddress(req.socket.remoteAddress),
+      ),
+      maxForwards: txn.maxForwards,
+    });
+    return {
+      origin: route.origin,
+      path: route.path,
+      method: txn.method,
+      headers: rules === null ? headers : rules.request(headers, txn),
+      body: hasRequestBody(req.headers) ? req : null,
+    };
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * The one place that finishes every header section cuttle sends on a ServerResponse: a hit, a forwarded
+ * response, a 304, a range, a synthetic answer or an error (Varnish's Resp_Setup_Deliver and
+ * Resp_Setup_Synth). Cache-Status (RFC 9211) and X-Cache are rendered from the transaction record here,
+ * then the reply header rules apply (squid.conf's reply_header_access, via off), so what rules remove from
+ * the wire is still known to the log and the counters.
+ */
+import type { ServerResponse } from 'node:http';
+import { CACHE_NAME, formatCacheStatus } from '../cache/cache-status.js';
+import { errorBody, errorHeaders, type ProxyError } from '../http/errors.js';
+import type { RawHeaders } from '../http/fields.js';
+import { hasRequestBody } from '../http/target.js';
+import type { Logger } from '../shared/logger.js';
+import type { Transaction } from './transaction.js';
+
+/** Header rules an operator configured (squid.conf's request/reply_header_access and replace, via off). */
+export interface HeaderRules {
+  request(raw: RawHeaders, txn: Transaction): RawHeaders;
+  reply(raw: RawHeaders, txn: Transaction): RawHeaders;
+}
+
+export class Respond {
+  constructor(
+    /** Our host name, as X-Cache names it (Squid's visible_hostname). */
+    private readonly name: string,
+    /** Our Via member, for the answers we make ourselves. */
+    readonly via: string,
+    private readonly rules: HeaderRules | null,
+    private readonly log: Logger,
+  ) {}
+
+  /** Sends the status line and header section. `fields` is ours to extend: callers pass a fresh array. */
+  head(txn: Transaction, res: ServerResponse, status: number, fields: RawHeaders): void {
+    const cs = txn.cache;
+    if (cs !== null) {
+      fields.push(
+        'Cache-Status',
+        formatCacheStatus(CACHE_NAME, cs),
+        'X-Cache',
+        `${cs.hit ? 'HIT' : 'MISS'} from ${this.name}`,
+      );
+    }
+    const out = this.rules === null ? fields : this.rules.reply(fields, txn);
+    txn.status = status;
+    txn.fields = out;
+    res.writeHead(status, out);
+  }
+
+  /** A whole answer of our own: header section and body (none for HEAD). */
+  synth(txn: Transaction, res: ServerResponse, status: number, fields: RawHeaders, body?: string): void {
+    this.head(txn, res, status, fields);
+    res.end(txn.method === 'HEAD' ? undefined : body);
+  }
+
+  /** Answers with an error page naming the cause; a response already under way can only be cut. */
+  error(txn: Transaction, res: ServerResponse, err: ProxyError): void {
+    txn.error = err;
+    const req = txn.req;
+    this.log.info(
+      {
+        client: req.socket.remoteAddress,
+        method: txn.method,
+        url: req.url,
+        status: err.status,
+        error: err.squidError,
+      },
+      err.message,
+    );
+    if (res.headersSent || res.destroyed) {
+      // The status line is gone: cutting the connection is the only way to tell the client the body is short.
+      res.destroy();
+      return;
+    }
+    const body = errorBody(err);
+    const headers = errorHeaders(err, body, this.via);
+    // An unread request body would otherwise have to be drained before the connection could be reused.
+    if (!req.complete && hasRequestBody(req.headers)) headers.push('Connection', 'close');
+    this.synth(txn, res, err.status, headers, body);
+  }
+}

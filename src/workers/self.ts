@@ -1,0 +1,77 @@
+/**
+ * Answers cuttle makes itself: OPTIONS and TRACE at Max-Forwards 0 (RFC 9110 §7.6.2, §9.3.8), Squid's
+ * PURGE, and the cache manager's pages on the proxy's own host.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Access } from '../access/access.js';
+import type { Config } from '../config/config.js';
+import { traceBody } from '../http/forwarding.js';
+import type { Target } from '../http/target.js';
+import { type ManagerDeps, MGR_PREFIX, serveManager } from '../squid/cache-manager.js';
+import type { CacheStore } from '../store/store.js';
+import type { Respond } from './respond.js';
+import type { Transaction } from './transaction.js';
+
+const ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT';
+
+export class SelfAnswers {
+  constructor(
+    private readonly config: Config,
+    private readonly respond: Respond,
+    private readonly access: Access,
+    private readonly store: CacheStore,
+    private readonly manager: ManagerDeps,
+    /** The port we listen on, once listening. */
+    private readonly port: () => number | undefined,
+  ) {}
+
+  options(txn: Transaction, res: ServerResponse): void {
+    this.respond.synth(txn, res, 200, ['Allow', ALLOW, 'Content-Length', '0', 'Via', this.respond.via]);
+  }
+
+  trace(txn: Transaction, res: ServerResponse): void {
+    const req = txn.req;
+    const body = traceBody(txn.method, req.url as string, req.httpVersion, req.rawHeaders);
+    const h = ['Content-Type', 'message/http', 'Content-Length', String(Buffer.byteLength(body)), 'Via'];
+    this.respond.synth(txn, res, 200, [...h, this.respond.via], body);
+  }
+
+  /**
+   * Squid's PURGE: removes the stored response and all its variants; 200 when something was removed, 404
+   * when nothing was stored. Who may is the access rules' call.
+   */
+  purge(txn: Transaction, res: ServerResponse): void {
+    const denied = this.access.purge(txn);
+    if (denied) return this.respond.error(txn, res, denied);
+    txn.req.resume();
+    void this.store.invalidate(txn.key).then((removed) => {
+      this.respond.synth(txn, res, removed ? 200 : 404, ['Content-Length', '0', 'Via', this.respond.via]);
+    });
+  }
+
+  /** The cache manager report a target asks for (`/squid-internal-mgr/info`, on this host), or null. */
+  managerReport(target: Target): string | null {
+    if (target.form !== 'origin' && target.form !== 'absolute') return null;
+    if (!target.path.startsWith(MGR_PREFIX)) return null;
+    if (target.form === 'absolute') {
+      const ours = new Set(['localhost', '127.0.0.1', '[::1]', this.config.visibleHostname.toLowerCase()]);
+      if (!ours.has(target.host.toLowerCase()) || target.port !== this.port()) return null;
+    }
+    return target.path.slice(MGR_PREFIX.length).split(/[?/]/)[0] || 'menu';
+  }
+
+  manage(txn: Transaction, res: ServerResponse, report: string): void {
+    const name = this.config.visibleHostname;
+    const port = this.port() ?? this.config.port;
+    const path = `${MGR_PREFIX}${report}`;
+    const denied = this.access.manager(txn, {
+      scheme: 'http',
+      host: name,
+      port,
+      url: `http://${name}:${port}${path}`,
+      path,
+    });
+    if (denied) return this.respond.error(txn, res, denied);
+    serveManager(txn, res, report, this.manager);
+  }
+}
