@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { type AccessRecord, formatRecord, openAccessLog, squidResult } from '../../src/squid/access-log.js';
 import {
   type Cuttle,
@@ -249,5 +251,105 @@ describe('access.log from a running cluster', () => {
     assert.match(readFileSync(`${logFile}.1`, 'utf8'), /before-rotate/);
     assert.match(readFileSync(`${logFile}.0`, 'utf8'), /after-rotate-1/);
     assert.ok(!existsSync(`${logFile}.2`), 'only logfile_rotate files are kept');
+  });
+});
+
+// Regressions: the log used to rebuild each request's result from the header section sent, so whatever
+// changed that section (header rules, a later storing decision, a context dropped on the way) changed the log.
+describe('access.log is written from the transaction record', () => {
+  it('logs a hit as TCP_HIT when reply_header_access removes Cache-Status and X-Cache', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'Cache-Control': 'max-age=600' });
+      res.end('cached');
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-hidden-cs-'));
+    const conf = join(dir, 'squid.conf');
+    writeFileSync(
+      conf,
+      `http_port 3128\nhttp_access allow localhost\nhttp_access deny all\nreply_header_access Cache-Status deny all\nreply_header_access X-Cache deny all\naccess_log ${join(dir, 'access.log')} squid\n`,
+    );
+    const c = await startCuttle({ workers: 1, args: ['--squid-conf', conf, '--host', '127.0.0.1'] });
+    try {
+      const url = `${origin.url}/hidden`;
+      await viaProxy(c.port, url);
+      await waitStored(c.cacheDir, url);
+      const r = await viaProxy(c.port, url);
+      assert.equal(r.headers['cache-status'], undefined);
+      assert.equal(r.headers['x-cache'], undefined);
+      await sleep(500);
+      const lines = readFileSync(join(dir, 'access.log'), 'utf8').trim().split('\n');
+      assert.match(lines[0], /TCP_MISS\/200 /);
+      assert.match(lines[1], /TCP_(MEM_)?HIT\/200 /);
+    } finally {
+      await c.stop();
+      await origin.close();
+    }
+  });
+
+  it('logs the user of an authenticated CONNECT', async () => {
+    const fixture = (name: string) =>
+      fileURLToPath(new URL(`../../../test/fixtures/squid/${name}`, import.meta.url));
+    const tls = createNetServer((s) => s.end());
+    await new Promise<void>((r) => tls.listen(0, '127.0.0.1', () => r()));
+    const port = (tls.address() as AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-connect-user-'));
+    const conf = join(dir, 'squid.conf');
+    writeFileSync(
+      conf,
+      `${readFileSync(fixture('auth.conf'), 'utf8').replace('/PASSWORDS', fixture('passwords'))}\naccess_log ${join(dir, 'access.log')} squid\n`,
+    );
+    const c = await startCuttle({ workers: 1, args: ['--squid-conf', conf, '--host', '127.0.0.1'] });
+    try {
+      const auth = Buffer.from('bea:bcryptsecret').toString('base64');
+      const t = await rawExchange(
+        c.port,
+        `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nProxy-Authorization: Basic ${auth}\r\n\r\n`,
+      );
+      assert.match(t.text, /^HTTP\/1\.1 200 /);
+      await sleep(500);
+      assert.match(
+        readFileSync(join(dir, 'access.log'), 'utf8'),
+        /TCP_TUNNEL\/200 \d+ CONNECT 127\.0\.0\.1:\d+ bea /,
+      );
+    } finally {
+      await c.stop();
+      tls.close();
+    }
+  });
+
+  it('logs TCP_SWAPFAIL_MISS when the refetch of a damaged entry is not storable', async () => {
+    const size = 600 * 1024;
+    let served = 0;
+    const origin = await startOrigin((_req, res) => {
+      // The first answer is stored; the refetch after the damage says no-store.
+      res.writeHead(200, {
+        'Cache-Control': served++ === 0 ? 'max-age=600' : 'no-store',
+        'Content-Length': String(size),
+      });
+      res.end(Buffer.alloc(size, 'y'));
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-swapfail-nostore-'));
+    const c = await startCuttle({ workers: 1, args: ['--access-log', join(dir, 'access.log')] });
+    const { openCacheEnv } = await import('../../src/store/lmdb/layout.js');
+    const env = openCacheEnv(c.cacheDir, 0);
+    try {
+      const url = `${origin.url}/big-nostore`;
+      await viaProxy(c.port, url);
+      await waitStored(c.cacheDir, url);
+      const entry = env.entries.get(url) as { bodyId: string };
+      await env.bodies.remove([entry.bodyId, 1]);
+      const r = await viaProxy(c.port, url);
+      assert.equal(r.body.length, size);
+      assert.match(String(r.headers['cache-status']), /not stored: no-store/);
+      await sleep(500);
+      assert.match(
+        readFileSync(join(dir, 'access.log'), 'utf8'),
+        /TCP_SWAPFAIL_MISS\/200 \d+ GET .*\/big-nostore /,
+      );
+    } finally {
+      await env.root.close();
+      await c.stop();
+      await origin.close();
+    }
   });
 });
