@@ -344,7 +344,7 @@ function validate(input: Record<string, unknown>, where: string): Config {
   if (v.accessLog !== undefined && v.accessLog !== null) {
     if (typeof v.accessLog !== 'string' || !v.accessLog)
       fail(where, 'accessLog', 'expected a file path or null');
-    // `-` is standard output (DESIGN.md), for containers and journald.
+    // `-` is standard output, for containers and journald.
     c.accessLog = v.accessLog === '-' ? '-' : resolve(v.accessLog);
   }
   if (v.accessLogFormat !== undefined) {

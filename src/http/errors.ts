@@ -30,7 +30,7 @@ export const uriTooLong = (limit: number) =>
 export const headersTooLarge = (limit: number) =>
   new ProxyError(431, 'ERR_TOO_BIG', `request header section larger than ${limit} bytes`);
 
-/** Maps an undici or socket error on the upstream link to what the client is told (DESIGN.md, Errors). */
+/** Maps an undici or socket error on the upstream link to what the client is told (README: Errors). */
 export function upstreamError(err: Error & { code?: string }, where: string): ProxyError {
   const code = err.code ?? '';
   switch (code) {

@@ -47,7 +47,7 @@ export class Supervisor {
   }
 
   private spawn(index: number, crashes: number): Promise<Worker> {
-    const worker = cluster.fork({ CUTTLE_CONFIG: JSON.stringify(this.config), CUTTLE_SLOT: String(index) });
+    const worker = cluster.fork({ CUTTLE_CONFIG: JSON.stringify(this.config) });
     const slot: Slot = { index, worker, startedAt: Date.now(), crashes };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'listen-error') this.onFatal(m.message);

@@ -17,7 +17,6 @@ export class Sweeper {
   private running: Promise<void> | null = null;
   private readonly startedAt = Date.now();
   private first = true;
-  last: SweepResult | null = null;
 
   constructor(
     private config: Config,
@@ -53,7 +52,6 @@ export class Sweeper {
     this.running = this.pool
       .run(job)
       .then((r) => {
-        this.last = r;
         if (r.evicted > 0 || r.orphanChunks > 0) this.log.info(r, 'cache sweep');
       })
       .catch((err: Error) => this.log.error({ err: err.message }, 'cache sweep failed'))

@@ -345,9 +345,6 @@ export function parseSquidConf(file: string): SquidDerived {
           else if (known.includes(o)) options.push(o);
           else settings.ignored.push(`refresh_pattern option ${o} (${where(l)})`);
         }
-        // reload-into-ims is what cuttle does anyway (a client's no-cache revalidates); refresh-ims is not done.
-        if (options.includes('refresh-ims'))
-          settings.ignored.push(`refresh_pattern option refresh-ims (${where(l)})`);
         settings.refreshPatterns.push({
           regex,
           ignoreCase,
