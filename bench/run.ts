@@ -58,7 +58,10 @@ const USAGE = `npm run bench -- [options]
   --duration SECONDS      per scenario and system (default 10, quick 2)
   --rounds N              alternating rounds (default 3, quick 1)
   --tool autocannon|wrk   load generator (default autocannon)
-  --compare LIST          peers: squid,nginx,varnish or none (default: those installed)
+  --compare LIST          peers: squid,nginx,varnish,node or none (default: those installed; node is a
+                          fixed-response node:http cluster, the platform's floor)
+  --baseline DIR          also run the cuttle built in checkout DIR (npm ci && npm run build there), as
+                          'baseline', in the same alternating rounds: a change against its parent
   --scenarios LIST        a subset of: ${'hit-1k,hit-16k,hit-256k,hit-1m,miss-1k,revalidate-1k,connect,coalesce'}
   --install-peers         apt-get install squid nginx varnish wrk first
 `;
@@ -74,6 +77,7 @@ const { values } = parseArgs({
     compare: { type: 'string' },
     scenarios: { type: 'string' },
     'install-peers': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -118,7 +122,8 @@ const peers: Peer[] = (() => {
   if (values.compare === undefined) return PEERS.filter((p) => peerVersions[p] !== null);
   if (values.compare === 'none' || values.compare === '') return [];
   return values.compare.split(',').map((p) => {
-    if (!PEERS.includes(p as Peer)) fail(`--compare: unknown peer "${p}" (squid, nginx, varnish or none)`);
+    if (!PEERS.includes(p as Peer))
+      fail(`--compare: unknown peer "${p}" (squid, nginx, varnish, node or none)`);
     if (peerVersions[p as Peer] === null) fail(`--compare: ${p} is not installed (try --install-peers)`);
     return p as Peer;
   });
@@ -174,6 +179,8 @@ function originCount(port: number, path: string): Promise<number> {
 const targetFor = (sys: System, origin: OriginPorts, path: string) =>
   sys.forward ? `http://127.0.0.1:${origin.http}${path}` : path;
 
+const isCuttle = (sys: System) => sys.name === 'cuttle' || sys.name === 'baseline';
+
 /** Warms the object and checks that the system now answers it as it should, with the right body. */
 async function warm(sys: System, origin: OriginPorts, s: Scenario): Promise<string | null> {
   const target = targetFor(sys, origin, s.path);
@@ -181,7 +188,7 @@ async function warm(sys: System, origin: OriginPorts, s: Scenario): Promise<stri
   await new Promise((r) => setTimeout(r, 300));
   const r = await probe(sys.port, target);
   if (!rightBody(r.body, s.bytes)) return `wrong body after warming (${r.body.length} bytes)`;
-  if (sys.name === 'cuttle' && !s.expect.test(String(r.headers['cache-status'])))
+  if (isCuttle(sys) && !s.expect.test(String(r.headers['cache-status'])))
     return `expected Cache-Status ${s.expect}, got "${r.headers['cache-status']}"`;
   if (s.hit && !sys.isHit(r.headers)) return 'not a hit after warming';
   return null;
@@ -316,9 +323,10 @@ const breaks = (what: string) => {
 };
 try {
   systems.push(await startCuttleSystem(workers, origin));
-  for (const p of peers) systems.push(await startPeer(p, scratch, origin));
+  if (values.baseline !== undefined) systems.push(await startCuttleSystem(workers, origin, values.baseline));
+  for (const p of peers) systems.push(await startPeer(p, scratch, origin, workers));
   log(
-    `cuttle ${VERSION} (${workers} workers)${peers.map((p) => `, ${p} ${peerVersions[p]}`).join('')} · ${tool}, ${connections} connections, ${duration} s per run, ${rounds} round${rounds > 1 ? 's' : ''}`,
+    `${systems.map((s) => `${s.name} ${s.version}`).join(', ')} (${workers} workers each) · ${tool}, ${connections} connections, ${duration} s per run, ${rounds} round${rounds > 1 ? 's' : ''}`,
   );
   for (let round = 1; round <= rounds; round++) {
     for (const sys of systems) {
@@ -345,7 +353,7 @@ async function runScenarios(sys: System, round: number): Promise<void> {
       const problem = await warm(sys, origin, s);
       warmed.add(`${sys.name} ${s.name}`);
       // A peer that does not cache an object is reported, not a broken bench: that is its behaviour.
-      if (problem && (sys.name === 'cuttle' || problem.startsWith('wrong body')))
+      if (problem && (isCuttle(sys) || problem.startsWith('wrong body')))
         breaks(`${sys.name} ${s.name}: ${problem}`);
       else if (problem) log(`note: ${sys.name} ${s.name}: ${problem}`);
       // One unmeasured second first: V8 compiles cuttle's hot path during it, as the peers' C needs no warm-up.
@@ -402,7 +410,8 @@ async function runScenarios(sys: System, round: number): Promise<void> {
     runs.push(r);
     log(row(r));
   }
-  if (withCoalesce) {
+  // The reference answers without an origin: nothing to coalesce.
+  if (withCoalesce && sys.name !== 'node') {
     const c = await coalesce(sys, origin, round);
     runs.push(c);
     log(row(c));

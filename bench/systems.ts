@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { VERSION } from '../src/shared/version.js';
 import { startCuttle } from '../test/helpers/cuttle.js';
 
@@ -29,13 +30,15 @@ export interface System {
   stop(): Promise<void>;
 }
 
-export const PEERS = ['squid', 'nginx', 'varnish'] as const;
+/** `node` is not a peer but the platform's floor: a fixed-response node:http cluster (reference.ts). */
+export const PEERS = ['squid', 'nginx', 'varnish', 'node'] as const;
 export type Peer = (typeof PEERS)[number];
 
 const BINARIES: Record<Peer, { bin: string; args: string[]; re: RegExp }> = {
   squid: { bin: 'squid', args: ['-v'], re: /Version (\S+)/ },
   nginx: { bin: 'nginx', args: ['-v'], re: /nginx\/(\S+)/ },
   varnish: { bin: 'varnishd', args: ['-V'], re: /varnish-(\S+)/ },
+  node: { bin: process.execPath, args: ['--version'], re: /v(\S+)/ },
 };
 
 /** The peer's version, or null when it is not installed (its binary is looked up in the sbin dirs too). */
@@ -60,11 +63,25 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function startCuttleSystem(workers: number, origin: OriginPorts): Promise<System> {
-  const c = await startCuttle({ workers, logLevel: 'warn', config: { connectPorts: [443, origin.https] } });
+/**
+ * cuttle from this checkout, or, as `baseline`, from another built checkout (`--baseline DIR`), so that a
+ * change is measured against its parent in the same alternating rounds.
+ */
+export async function startCuttleSystem(
+  workers: number,
+  origin: OriginPorts,
+  baselineDir?: string,
+): Promise<System> {
+  const cli = baselineDir === undefined ? undefined : join(baselineDir, 'dist/src/main/cli.js');
+  const c = await startCuttle({
+    workers,
+    cli,
+    logLevel: 'warn',
+    config: { connectPorts: [443, origin.https] },
+  });
   return {
-    name: 'cuttle',
-    version: VERSION,
+    name: baselineDir === undefined ? 'cuttle' : 'baseline',
+    version: baselineDir === undefined ? VERSION : baselineVersion(baselineDir),
     port: c.port,
     forward: true,
     isHit: (h) => /; hit/.test(String(h['cache-status'])),
@@ -73,6 +90,11 @@ export async function startCuttleSystem(workers: number, origin: OriginPorts): P
       await c.stop();
     },
   };
+}
+
+function baselineVersion(dir: string): string {
+  const rev = spawnSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  return rev.status === 0 ? `git ${rev.stdout.trim()}` : dir;
 }
 
 /** Waits until something accepts connections on the port, or the process exits. */
@@ -159,7 +181,7 @@ const PEER_SETUP: Record<
   {
     forward: boolean;
     isHit: (h: IncomingHttpHeaders) => boolean;
-    command(dir: string, port: number, origin: OriginPorts): { bin: string; args: string[] };
+    command(dir: string, port: number, origin: OriginPorts, workers: number): { bin: string; args: string[] };
   }
 > = {
   squid: {
@@ -201,9 +223,23 @@ const PEER_SETUP: Record<
       };
     },
   },
+  node: {
+    forward: false,
+    // Every answer is the fixed one: nothing to miss.
+    isHit: () => true,
+    command(_dir, port, _origin, workers) {
+      const script = fileURLToPath(new URL('./reference.js', import.meta.url));
+      return { bin: process.execPath, args: [script, String(port), String(workers)] };
+    },
+  },
 };
 
-export async function startPeer(peer: Peer, baseDir: string, origin: OriginPorts): Promise<System> {
+export async function startPeer(
+  peer: Peer,
+  baseDir: string,
+  origin: OriginPorts,
+  workers: number,
+): Promise<System> {
   const version = peerVersion(peer);
   if (version === null) throw new Error(`${peer} is not installed (npm run bench -- --install-peers)`);
   const dir = join(baseDir, peer);
@@ -212,7 +248,7 @@ export async function startPeer(peer: Peer, baseDir: string, origin: OriginPorts
   chmodSync(dir, 0o777);
   const port = await freePort();
   const setup = PEER_SETUP[peer];
-  const { bin, args } = setup.command(dir, port, origin);
+  const { bin, args } = setup.command(dir, port, origin, workers);
   const proc = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/usr/local/sbin:/sbin` },

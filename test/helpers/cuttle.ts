@@ -50,12 +50,22 @@ export interface CuttleOptions {
   logLevel?: string;
   /** Reuse a cache dir (restart tests); by default a fresh one in the temp dir. */
   cacheDir?: string;
+  /** Another build's CLI entry (the bench's --baseline); this checkout's by default. */
+  cli?: string;
 }
 
 export async function startCuttle(opts: CuttleOptions = {}): Promise<Cuttle> {
   const dir = mkdtempSync(join(tmpdir(), 'cuttle-test-'));
   const cacheDir = opts.cacheDir ?? join(dir, 'cache');
-  const args = [CLI, '--port', '0', '--workers', String(opts.workers ?? 2), '--cache-dir', cacheDir];
+  const args = [
+    opts.cli ?? CLI,
+    '--port',
+    '0',
+    '--workers',
+    String(opts.workers ?? 2),
+    '--cache-dir',
+    cacheDir,
+  ];
   args.push('--log-level', opts.logLevel ?? 'info');
   if (opts.config) {
     const file = join(dir, 'cuttle.json');
