@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, helpText, loadConfig } from '../config/config.js';
 import { createLogger } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
+import { ignoredDirectives, parseReport } from '../squid/parse-report.js';
 import { rotateFiles } from './log-rotate.js';
 import { removePidFile, signalInstance, writePidFile } from './pid-file.js';
 import { Supervisor } from './supervisor.js';
@@ -45,13 +46,7 @@ if (request.command && request.command !== 'parse') {
 }
 if (request.command === 'parse') {
   // As `squid -k parse`: the file was read and checked; report what applies and stop.
-  const sq = config.squid;
-  process.stdout.write(
-    `${sq?.file}: OK. ${config.origin ? `reverse proxy for ${config.origin}` : 'forward proxy'} on ${config.host}:${config.port}, ` +
-      `${config.workers} workers, cache ${config.cacheDir} (${Math.round(config.cacheSize / 1024 ** 2)} MB), ` +
-      `${sq?.acls.length} ACLs, ${sq?.httpAccess.length} http_access lines\n`,
-  );
-  for (const i of sq?.ignored ?? []) process.stdout.write(`ignored: ${i}\n`);
+  process.stdout.write(parseReport(config));
   process.exit(0);
 }
 try {
@@ -61,7 +56,7 @@ try {
 }
 
 const log = createLogger(config.logLevel, { role: 'primary' });
-for (const i of config.squid?.ignored ?? []) log.warn(`ignored: ${i}`);
+for (const i of ignoredDirectives(config)) log.warn(`ignored: ${i}`);
 cluster.schedulingPolicy = cluster.SCHED_RR;
 cluster.setupPrimary({ exec: fileURLToPath(new URL('../workers/worker.js', import.meta.url)), args: [] });
 

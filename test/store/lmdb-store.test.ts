@@ -53,9 +53,15 @@ describe('shared store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cuttle-restart-'));
     const url = `${origin.url}/restart?size=5000`;
     const a = await startCuttle({ cacheDir: dir });
-    await viaProxy(a.port, url);
-    await waitStored(dir, url);
-    await a.stop();
+    try {
+      await viaProxy(a.port, url);
+      // Seen once in a full parallel run: not stored within 30 s. Say what the proxy logged if it recurs.
+      await waitStored(dir, url).catch((e: Error) => {
+        throw new Error(`${e.message}; the proxy logged:\n${a.stderr.join('\n')}`);
+      });
+    } finally {
+      await a.stop();
+    }
     const b = await startCuttle({ cacheDir: dir });
     try {
       const r = await viaProxy(b.port, url);
