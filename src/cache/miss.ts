@@ -154,9 +154,11 @@ export function toClient(
   cx.respond.head(txn, res, status, responseHeaders(raw, cx.respond.via));
   const client = new ClientSink(res);
   if (tee === null) {
+    if (txn.method === 'GET') cx.collapse.notStorable(txn.key);
     release();
     return client;
   }
+  cx.collapse.storable(txn.key);
   return tee.sink(client, release);
 }
 

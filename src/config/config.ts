@@ -55,6 +55,11 @@ export interface Config {
   /** Store an object on its Nth request within the window (nginx's proxy_cache_min_uses). */
   cacheMinUses: number;
   cacheMinUsesWindow: number;
+  /**
+   * How long a URL whose response could not be stored is fetched without collapsing (Varnish's
+   * hit-for-miss), so the next wave of requests for it does not queue behind one fetch; ms, 0 = never.
+   */
+  hitForMiss: number;
   /** RFC 9111 §4.2.2 heuristic freshness: fraction of the time since Last-Modified, capped. */
   heuristicFraction: number;
   heuristicMax: number;
@@ -105,6 +110,7 @@ export const DEFAULTS: Config = {
   minObjectSize: 0,
   cacheMinUses: 1,
   cacheMinUsesWindow: 600_000,
+  hitForMiss: 120_000,
   heuristicFraction: 0.1,
   heuristicMax: 86_400_000,
   sweepInterval: 5000,
@@ -142,6 +148,10 @@ export const FLAGS = {
     help: 'store an object on its Nth request within the window (default 1)',
   },
   'cache-min-uses-window': { type: 'string', help: 'window for --cache-min-uses, e.g. 10m (default 10m)' },
+  'hit-for-miss': {
+    type: 'string',
+    help: 'how long a URL whose response was not storable is fetched without waiting for other fetches of it (default 2m; 0 = never)',
+  },
   origin: {
     type: 'string',
     help: 'reverse-proxy (edge) mode: send origin-form requests to this http(s) URL',
@@ -209,6 +219,7 @@ export function loadConfig(argv: string[]): CliRequest {
     maxObjectSize: values['max-object-size'],
     cacheMinUses: values['cache-min-uses'],
     cacheMinUsesWindow: values['cache-min-uses-window'],
+    hitForMiss: values['hit-for-miss'],
     origin: values.origin,
     logLevel: values['log-level'],
     accessLog: values['access-log'],
@@ -317,6 +328,7 @@ function validate(input: Record<string, unknown>, where: string): Config {
   if (v.cacheMinUsesWindow !== undefined) {
     c.cacheMinUsesWindow = converted(where, 'cacheMinUsesWindow', v.cacheMinUsesWindow, parseDuration);
   }
+  if (v.hitForMiss !== undefined) c.hitForMiss = converted(where, 'hitForMiss', v.hitForMiss, parseDuration);
   if (v.heuristicFraction !== undefined) {
     const f = Number(v.heuristicFraction);
     if (!(f >= 0 && f <= 1)) fail(where, 'heuristicFraction', 'expected a number from 0 to 1');

@@ -72,7 +72,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
   const cache: CacheContext = {
     stores,
     upstream,
-    collapse: new Collapse(),
+    collapse: new Collapse(config.hitForMiss),
     rules: freshness,
     respond,
     log,

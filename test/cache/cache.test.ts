@@ -576,6 +576,40 @@ describe('collapsed forwarding', () => {
     }
   });
 
+  it('remembers a response that was not storable: the next wave goes to the origin at once (hit-for-miss)', async () => {
+    const wave = async (port: number, url: string) =>
+      Promise.all(Array.from({ length: 5 }, () => viaProxy(port, url, { agent: false })));
+    const withWindow = await startCuttle({ workers: 1 });
+    const without = await startCuttle({ workers: 1, args: ['--hit-for-miss', '0'] });
+    try {
+      for (const [c, expected] of [
+        [withWindow, 5],
+        [without, 4],
+      ] as const) {
+        // The origin answers only once it has seen every request it is going to see together.
+        let inFlight = 0;
+        let most = 0;
+        const url = route((_q, res, n) => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          setTimeout(() => {
+            inFlight--;
+            res.writeHead(200, { 'Cache-Control': 'no-store' });
+            res.end(`private ${n}`);
+          }, 300);
+        });
+        await viaProxy(c.port, url, { agent: false });
+        most = 0;
+        for (const r of await wave(c.port, url)) assert.equal(r.status, 200);
+        // With the window all five reach the origin together; without it, four wait for the first's head.
+        assert.equal(most, expected, `--hit-for-miss ${c === without ? '0' : 'default'}`);
+      }
+    } finally {
+      await withWindow.stop();
+      await without.stop();
+    }
+  });
+
   it('does not queue requests behind a response that will not be stored', async () => {
     const one = await startCuttle({ workers: 1 });
     try {
