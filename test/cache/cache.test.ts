@@ -115,6 +115,41 @@ describe('RFC 9111 §3 storing', () => {
     assert.match(status(await get(e503)), /hit/);
   });
 
+  it('stores any final status with explicit freshness (§3), and refetches it once stale', async () => {
+    for (const code of [299, 499, 599]) {
+      const url = route((_q, res, n) => {
+        res.writeHead(code, { 'Cache-Control': 'max-age=60' });
+        res.end(`status ${code} #${n}`);
+      });
+      await prime(url);
+      const r = await get(url);
+      assert.equal(r.status, code);
+      assert.match(status(r), /hit/, String(code));
+      assert.equal(r.body.toString(), `status ${code} #1`);
+    }
+    const stale = route((_q, res, n) => {
+      res.writeHead(599, { 'Cache-Control': 'max-age=0' });
+      res.end(`stale #${n}`);
+    });
+    await prime(stale);
+    const again = await get(stale);
+    assert.match(status(again), /fwd=stale; fwd-status=599/);
+    assert.equal(again.body.toString(), 'stale #2');
+  });
+
+  it('does not store a status it does not understand under must-understand (§5.2.2.3)', async () => {
+    const url = route(reply({ 'Cache-Control': 'max-age=60, must-understand' }));
+    const odd = route((_q, res, n) => {
+      res.writeHead(299, { 'Cache-Control': 'no-store, must-understand, max-age=60' });
+      res.end(`odd ${n}`);
+    });
+    assert.match(status(await get(odd)), /not stored: status/);
+    await get(odd);
+    assert.equal(hits(odd), 2);
+    await prime(url);
+    assert.match(status(await get(url)), /hit/);
+  });
+
   it('never stores no-store or private responses (§5.2.2.5, §5.2.2.7)', async () => {
     for (const cc of ['no-store', 'private', 'private="X-User", max-age=60', 'max-age=60, no-store']) {
       const url = route(reply({ 'Cache-Control': cc }));
@@ -183,6 +218,24 @@ describe('RFC 9111 §4.2 freshness', () => {
     const url = route(reply({ 'Cache-Control': 's-maxage=60, max-age=0' }));
     await prime(url);
     assert.match(status(await get(url)), /hit/);
+  });
+
+  it('reads an Expires whose names are in another case (RFC 9110 §5.6.7)', async () => {
+    const url = route(reply({ Expires: 'thu, 01 JAN 2099 00:00:00 gmt' }));
+    await prime(url);
+    assert.match(status(await get(url)), /hit/);
+  });
+
+  it('gives heuristic freshness to a 302 marked public (§4.2.2)', async () => {
+    const lm = new Date(Date.now() - 10 * 86400_000).toUTCString();
+    const url = route((_q, res) => {
+      res.writeHead(302, { Location: '/elsewhere', 'Cache-Control': 'public', 'Last-Modified': lm });
+      res.end();
+    });
+    await prime(url);
+    const r = await get(url);
+    assert.equal(r.status, 302);
+    assert.match(status(r), /hit/);
   });
 
   it('prefers max-age over Expires', async () => {
@@ -351,6 +404,17 @@ describe('RFC 9111 §5.2.2 response directives and §4.3 validation', () => {
     assert.match(status(hit), /hit/);
     assert.equal(hit.headers['x-secret'], undefined);
     assert.equal(hit.headers['x-public'], 'p');
+  });
+
+  it('evaluates If-Modified-Since against the stored Date when there is no Last-Modified (§4.3.2)', async () => {
+    const date = new Date(Date.now() - 3600_000).toUTCString();
+    const url = route(reply({ Date: date, 'Cache-Control': 'max-age=7200' }));
+    await prime(url);
+    const same = await get(url, { 'If-Modified-Since': date });
+    assert.equal(same.status, 304);
+    const before = await get(url, { 'If-Modified-Since': new Date(Date.now() - 7200_000).toUTCString() });
+    assert.equal(before.status, 200);
+    assert.equal(hits(url), 1);
   });
 
   it("answers a client's own If-None-Match and If-Modified-Since with 304 from a fresh entry (§4.3.2)", async () => {
