@@ -321,6 +321,16 @@ export function staleIfErrorAllows(policy: StoredPolicy, staleness: number, req:
   return staleness <= Math.max(policy.staleIfError, req.staleIfError ?? 0);
 }
 
+/**
+ * RFC 9111 §4.2.4: a cache that cannot reach the origin MAY serve a stale response, unless the response
+ * forbids it: must-revalidate, proxy-revalidate or s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10), or unqualified
+ * no-cache (§5.2.2.4). `bound` is how stale it may be (Squid's max_stale).
+ */
+export function staleWhenDisconnectedAllows(policy: StoredPolicy, staleness: number, bound: number): boolean {
+  if (policy.mustRevalidate || policy.noCache) return false;
+  return staleness <= bound;
+}
+
 /** Fields whose list order carries no meaning once q-values are considered, so variants sort them. */
 const UNORDERED_LISTS = new Set(['accept-encoding', 'accept-language', 'accept', 'accept-charset']);
 const CASE_INSENSITIVE = new Set(['accept-encoding', 'accept-charset', 'accept-language']);

@@ -25,6 +25,7 @@ import {
   type ResponseInfo,
   responseDirectives,
   staleIfErrorAllows,
+  staleWhenDisconnectedAllows,
   storedPolicy,
   updateHeaders,
 } from './policy.js';
@@ -87,14 +88,17 @@ export function revalidate(
   const release = txn.method === 'GET' ? cx.collapse.lead(txn.key) : () => {};
   res.once('close', () => !res.writableFinished && release());
   txn.cache = { fwd };
-  const serveStale = (fwdStatus: number | undefined) => {
+  const serveStale = (fwdStatus: number | undefined, detail: string) => {
     txn.outcome = 'refresh-fail-old';
-    txn.cache = { fwd: 'stale', fwdStatus, detail: 'stale-if-error' };
+    txn.cache = { fwd: 'stale', fwdStatus, detail };
     release();
     deliverStored(cx, txn, res, e, ageOf(e));
   };
-  const staleIfError = () =>
-    fwd === 'stale' && staleIfErrorAllows(e.policy, ageOf(e) - e.policy.lifetime, rd);
+  const staleness = () => ageOf(e) - e.policy.lifetime;
+  const staleIfError = () => fwd === 'stale' && staleIfErrorAllows(e.policy, staleness(), rd);
+  const staleWhenDisconnected = () =>
+    fwd === 'stale' &&
+    staleWhenDisconnectedAllows(e.policy, staleness(), cx.rules.rule(key).disconnectedMaxStale);
   forward(
     cx,
     txn,
@@ -113,14 +117,16 @@ export function revalidate(
         }
         // RFC 5861 §4: a 5xx while stale may be answered with the stored response.
         if (status >= 500 && staleIfError()) {
-          serveStale(status);
+          serveStale(status, 'stale-if-error');
           return NULL_SINK;
         }
         txn.outcome = fwd === 'stale' ? 'refresh-modified' : 'client-refresh';
         return toClient(cx, txn, res, status, raw, requestTime, release);
       },
       onError: (err) => {
-        if (staleIfError()) return serveStale(undefined);
+        if (staleIfError()) return serveStale(undefined, 'stale-if-error');
+        // §4.2.4: no answer at all (refused, reset, closed, timed out): the origin is out of reach.
+        if (staleWhenDisconnected()) return serveStale(undefined, 'origin unreachable');
         release();
         cx.respond.error(txn, res, upstreamError(err, originOf(txn)));
       },

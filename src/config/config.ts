@@ -60,6 +60,11 @@ export interface Config {
    * hit-for-miss), so the next wave of requests for it does not queue behind one fetch; ms, 0 = never.
    */
   hitForMiss: number;
+  /**
+   * How stale a stored response may be served when its revalidation cannot reach the origin (RFC 9111
+   * §4.2.4; Squid's max_stale, which refresh_pattern max-stale overrides per URL); ms.
+   */
+  maxStale: number;
   /** RFC 9111 §4.2.2 heuristic freshness: fraction of the time since Last-Modified, capped. */
   heuristicFraction: number;
   heuristicMax: number;
@@ -111,6 +116,7 @@ export const DEFAULTS: Config = {
   cacheMinUses: 1,
   cacheMinUsesWindow: 600_000,
   hitForMiss: 120_000,
+  maxStale: 7 * 86_400_000,
   heuristicFraction: 0.1,
   heuristicMax: 86_400_000,
   sweepInterval: 5000,
@@ -329,6 +335,7 @@ function validate(input: Record<string, unknown>, where: string): Config {
     c.cacheMinUsesWindow = converted(where, 'cacheMinUsesWindow', v.cacheMinUsesWindow, parseDuration);
   }
   if (v.hitForMiss !== undefined) c.hitForMiss = converted(where, 'hitForMiss', v.hitForMiss, parseDuration);
+  if (v.maxStale !== undefined) c.maxStale = converted(where, 'maxStale', v.maxStale, parseDuration);
   if (v.heuristicFraction !== undefined) {
     const f = Number(v.heuristicFraction);
     if (!(f >= 0 && f <= 1)) fail(where, 'heuristicFraction', 'expected a number from 0 to 1');

@@ -49,7 +49,11 @@ export interface ProxyOptions {
 
 export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}): ProxyServer {
   const via = viaEntry('1.1', config.visibleHostname, PRODUCT);
-  const heuristic = heuristicRules(config.heuristicFraction, config.heuristicMax / 1000);
+  const heuristic = heuristicRules(
+    config.heuristicFraction,
+    config.heuristicMax / 1000,
+    config.maxStale / 1000,
+  );
   const { access, headerRules, freshness } = plugins(config, via, heuristic);
   const respond = new Respond(config.visibleHostname, via, headerRules, log);
   const stores =

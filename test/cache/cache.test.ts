@@ -523,6 +523,53 @@ describe('RFC 5861', () => {
     assert.equal(strict.status, 200);
   });
 
+  it('serves a stale response when the origin cannot be reached, as Squid does (RFC 9111 §4.2.4)', async () => {
+    // The first answer is stored already stale; every later connection is cut before any answer.
+    const cut = (cc: string) =>
+      route((q, res, n) => {
+        if (n > 1) return q.socket.destroy();
+        res.writeHead(200, { 'Cache-Control': cc, ETag: '"d1"' });
+        res.end('kept');
+      });
+    const allowed = cut('max-age=0');
+    await prime(allowed);
+    const r = await get(allowed);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'kept');
+    assert.match(status(r), /fwd=stale; detail="origin unreachable"/);
+    // §4.2.4 forbids it for must-revalidate, proxy-revalidate, s-maxage (§5.2.2.10) and no-cache.
+    for (const cc of [
+      'max-age=0, must-revalidate',
+      'max-age=0, proxy-revalidate',
+      's-maxage=0',
+      'no-cache',
+    ]) {
+      const url = cut(cc);
+      await prime(url);
+      const denied = await get(url);
+      assert.equal(denied.status, 502, cc);
+      // Squid's name for a connection closed before any answer.
+      assert.equal(denied.headers['x-squid-error'], 'ERR_ZERO_SIZE_OBJECT', cc);
+    }
+  });
+
+  it('serves stale on an unreachable origin only within maxStale (max_stale)', async () => {
+    const strict = await startCuttle({ workers: 1, config: { maxStale: '0s' } });
+    try {
+      const url = route((q, res, n) => {
+        if (n > 1) return q.socket.destroy();
+        res.writeHead(200, { 'Cache-Control': 'max-age=0', Age: '5', ETag: '"m1"' });
+        res.end('too old');
+      });
+      await viaProxy(strict.port, url, { agent: false });
+      await waitStored(strict.cacheDir, url);
+      const r = await viaProxy(strict.port, url, { agent: false });
+      assert.equal(r.status, 502);
+    } finally {
+      await strict.stop();
+    }
+  });
+
   it('stale-while-revalidate serves stale at once and revalidates once in the background', async () => {
     const url = route((_q, res, n) => {
       res.writeHead(200, {
