@@ -174,7 +174,10 @@ export function forward(
   up = cx.upstreamRequest(txn),
 ): void {
   txn.forwarded = true;
-  const pending = cx.upstream.fetch(up, exchange);
+  const pending = cx.upstream.fetch(up, {
+    ...exchange,
+    onInterim: (status, raw) => cx.respond.interim(txn, res, status, raw),
+  });
   res.once('close', () => {
     if (!res.writableFinished) pending.abort('client closed the connection');
   });
