@@ -26,11 +26,13 @@ import {
   responseDirectives,
   storability,
   storedPolicy,
+  unstoredFields,
   varyNames,
 } from './policy.js';
 
 // Set-Cookie belongs to the client whose request fetched the response, never to later ones.
-const NOT_STORED_FIELDS = new Set(['age', 'content-length', 'set-cookie']);
+/** Never stored as received: Age is computed at delivery, Content-Length is set from the stored body. */
+const NOT_STORED_FIELDS = new Set(['age', 'content-length']);
 
 /** The request a response answers, as storing needs it. */
 export interface StoringRequest {
@@ -60,7 +62,11 @@ export function storing(
   const info: ResponseInfo = { status, headers: raw, requestTime, responseTime: nowSeconds() };
   const { cc, targeted } = responseDirectives(raw);
   const rule = cx.rules.rule(rq.key);
-  const notStorable = storability(rq, status, raw, cc, targeted, rule.ignore);
+  const notStorable = storability(rq, status, raw, cc, {
+    targeted,
+    ignore: rule.ignore,
+    setCookie: cx.setCookie,
+  });
   const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
   if (notStorable) cs.detail = `not stored: ${notStorable}`;
   else if (length > cx.maxObjectSize) cs.detail = 'not stored: larger than max-object-size';
@@ -99,9 +105,10 @@ function entryFrom(
   cc: ReturnType<typeof responseDirectives>['cc'],
   maxStale: number,
 ): StoredEntry {
+  const unstored = unstoredFields(cc, cx.setCookie);
   const headers = filterFields(
     responseHeaders(info.headers, cx.respond.via),
-    (n) => !NOT_STORED_FIELDS.has(n),
+    (n) => !NOT_STORED_FIELDS.has(n) && !unstored.has(n),
   );
   // RFC 9110 §6.6.1: a response stored without Date gets the time it was received.
   if (fieldValue(info.headers, 'date') === undefined)

@@ -169,6 +169,36 @@ export function currentAge(initial: number, responseTime: number, now: number): 
 export type NotStorable = string;
 
 /**
+ * What a shared cache does with a response that sets a cookie (RFC 9111 §3.1 stores every field it received;
+ * §7.3 leaves the risk to the cache): `store` keeps the field and serves it (the RFC's rule, for an
+ * explicitly cacheable response), `strip` stores and reuses the response without it (Squid), `pass` never
+ * stores such a response (Varnish's built-in VCL).
+ */
+export type SetCookiePolicy = 'store' | 'strip' | 'pass';
+export const SET_COOKIE_POLICIES: readonly SetCookiePolicy[] = ['store', 'strip', 'pass'];
+
+export interface StoringOptions {
+  /** The response carries CDN-Cache-Control (RFC 9213): it addresses caches like this one. */
+  targeted?: boolean;
+  /** refresh_pattern ignore-no-store / ignore-private: operator overrides that RFC 9111 does not allow. */
+  ignore?: { noStore?: boolean; private?: boolean };
+  setCookie?: SetCookiePolicy;
+}
+
+/**
+ * §5.2.2.7: `private="a, b"` lets a shared cache store the response without the named fields (unqualified
+ * private forbids storing at all); `strip` drops Set-Cookie the same way.
+ */
+export function unstoredFields(cc: Directives, setCookie: SetCookiePolicy): Set<string> {
+  const out = new Set<string>();
+  const priv = cc.get('private');
+  if (typeof priv === 'string')
+    for (const f of priv.split(',')) if (f.trim()) out.add(f.trim().toLowerCase());
+  if (setCookie !== 'store') out.add('set-cookie');
+  return out;
+}
+
+/**
  * RFC 9111 §3: may a shared cache store this response to this request? Returns null when it may, or the
  * reason it may not (shown in Cache-Status `detail`).
  */
@@ -178,9 +208,7 @@ export function storability(
   status: number,
   resHeaders: RawHeaders,
   cc: Directives,
-  targetedAtUs = false,
-  /** refresh_pattern ignore-no-store / ignore-private: operator overrides that RFC 9111 does not allow. */
-  ignore: { noStore?: boolean; private?: boolean } = {},
+  { targeted = false, ignore = {}, setCookie = 'strip' }: StoringOptions = {},
 ): NotStorable | null {
   // §3: only GET responses are stored here (HEAD is answered from them, §4).
   if (req.method !== 'GET') return 'method';
@@ -192,22 +220,20 @@ export function storability(
   if (req.directives.noStore) return 'request no-store';
   // §5.2.2.3: must-understand with an understood status overrides no-store.
   if (cc.has('no-store') && !cc.has('must-understand') && !ignore.noStore) return 'no-store';
-  // §5.2.2.7: a shared cache never stores a private response (the qualified form names fields; we do not
-  // rewrite responses, so either form prevents storing).
-  if (cc.has('private') && !ignore.private) return 'private';
+  // §5.2.2.7: a shared cache never stores a private response; the qualified form only keeps the named
+  // fields out of what is stored (unstoredFields).
+  if (cc.get('private') === true && !ignore.private) return 'private';
   // §3.5: a request with Authorization is stored only with must-revalidate, public or s-maxage.
   if (fieldValue(req.headers, 'authorization') !== undefined) {
     if (!cc.has('must-revalidate') && !cc.has('public') && !cc.has('s-maxage')) return 'authorization';
   }
-  // Set-Cookie (RFC 9111 §7.3 leaves it to the cache): stored only when the origin explicitly marks the
-  // response for shared caches, and even then the field itself is not stored (see storedFieldFilter).
-  if (
-    fieldValue(resHeaders, 'set-cookie') !== undefined &&
-    !cc.has('public') &&
-    !cc.has('s-maxage') &&
-    !targetedAtUs
-  ) {
-    return 'set-cookie';
+  if (fieldValue(resHeaders, 'set-cookie') !== undefined) {
+    if (setCookie === 'pass') return 'set-cookie';
+    // `store` serves the cookie to every client: only when the origin said plainly that the response is
+    // for shared caches (public, s-maxage, CDN-Cache-Control, or max-age without private).
+    const explicit =
+      targeted || cc.has('public') || cc.has('s-maxage') || (cc.has('max-age') && !cc.has('private'));
+    if (setCookie === 'store' && !explicit) return 'set-cookie';
   }
   // RFC 9110 §12.5.5: Vary: * can never be matched, so storing it is pointless.
   const vary = fieldValue(resHeaders, 'vary');

@@ -27,6 +27,7 @@ import {
   staleIfErrorAllows,
   staleWhenDisconnectedAllows,
   storedPolicy,
+  unstoredFields,
   updateHeaders,
 } from './policy.js';
 
@@ -49,9 +50,12 @@ function conditional(up: UpstreamRequest, e: StoredEntry): UpstreamRequest {
 
 /** RFC 9111 §4.3.3 and §4.3.4: the stored entry freshened by a 304. */
 function freshened(cx: CacheContext, e: StoredEntry, raw: RawHeaders, requestTime: number): StoredEntry {
-  const headers = updateHeaders(e.headers, endToEndHeaders(raw, UPDATE_IGNORES));
+  const merged = updateHeaders(e.headers, endToEndHeaders(raw, UPDATE_IGNORES));
+  const { cc } = responseDirectives(merged);
+  // A 304's Set-Cookie updates the stored one under `store`, like any field (§3.2); otherwise it stays out.
+  const unstored = unstoredFields(cc, cx.setCookie);
+  const headers = unstored.size > 0 ? filterFields(merged, (n) => !unstored.has(n)) : merged;
   const info: ResponseInfo = { status: e.status, headers, requestTime, responseTime: nowSeconds() };
-  const { cc } = responseDirectives(headers);
   const rule = cx.rules.rule(e.url);
   const lifetime = freshnessLifetime(info, cc, rule.heuristic);
   return {

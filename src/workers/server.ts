@@ -82,6 +82,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     log,
     maxObjectSize: config.maxObjectSize,
     minObjectSize: config.minObjectSize,
+    setCookie: config.setCookie,
     claimTtlMs: config.timeouts.response + config.timeouts.read,
     upstreamRequest: upstreamRequestBuilder(config, headerRules),
   };

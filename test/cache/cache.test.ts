@@ -151,13 +151,25 @@ describe('RFC 9111 §3 storing', () => {
   });
 
   it('never stores no-store or private responses (§5.2.2.5, §5.2.2.7)', async () => {
-    for (const cc of ['no-store', 'private', 'private="X-User", max-age=60', 'max-age=60, no-store']) {
+    for (const cc of ['no-store', 'private', 'private, max-age=60', 'max-age=60, no-store']) {
       const url = route(reply({ 'Cache-Control': cc }));
       const r = await get(url);
       assert.match(status(r), /fwd=uri-miss; fwd-status=200; detail="not stored: (no-store|private)"/, cc);
       await get(url);
       assert.equal(hits(url), 2, cc);
     }
+  });
+
+  it('stores a response with qualified private, without the fields it names (§5.2.2.7)', async () => {
+    const url = route(
+      reply({ 'Cache-Control': 'private="X-User", max-age=60', 'X-User': 'alice', 'X-Other': 'kept' }),
+    );
+    const first = await prime(url);
+    assert.equal(first.headers['x-user'], 'alice');
+    const hit = await get(url);
+    assert.match(status(hit), /hit/);
+    assert.equal(hit.headers['x-user'], undefined);
+    assert.equal(hit.headers['x-other'], 'kept');
   });
 
   it('stores no-store with must-understand for an understood status (§5.2.2.3)', async () => {
@@ -179,17 +191,75 @@ describe('RFC 9111 §3 storing', () => {
     }
   });
 
-  it('stores Set-Cookie responses only when marked for shared caches, and never the cookie itself', async () => {
-    const implicit = route(reply({ 'Cache-Control': 'max-age=60', 'Set-Cookie': 'sid=1' }));
-    await get(implicit);
-    await get(implicit);
-    assert.equal(hits(implicit), 2);
-    const pub = route(reply({ 'Cache-Control': 'public, max-age=60', 'Set-Cookie': 'sid=1' }));
-    const first = await prime(pub);
-    assert.equal(first.headers['set-cookie']?.[0], 'sid=1');
-    const second = await get(pub);
+  it('forward mode strips Set-Cookie as Squid does: the response is stored and reused without it (RFC 9111 §3.1, §7.3)', async () => {
+    const url = route(reply({ 'Cache-Control': 'max-age=60', 'Set-Cookie': 'sid=1' }));
+    const first = await prime(url);
+    assert.equal(
+      first.headers['set-cookie']?.[0],
+      'sid=1',
+      'the client that caused the fetch gets its cookie',
+    );
+    const second = await get(url);
     assert.match(status(second), /hit/);
     assert.equal(second.headers['set-cookie'], undefined);
+    assert.equal(hits(url), 1);
+  });
+
+  it('setCookie pass never stores a response that sets a cookie (Varnish)', async () => {
+    const pass = await startCuttle({ workers: 1, args: ['--set-cookie', 'pass'] });
+    try {
+      const url = route(reply({ 'Cache-Control': 'public, max-age=60', 'Set-Cookie': 'sid=2' }));
+      const r = await viaProxy(pass.port, url, { agent: false });
+      assert.match(status(r), /not stored: set-cookie/);
+      await viaProxy(pass.port, url, { agent: false });
+      assert.equal(hits(url), 2);
+    } finally {
+      await pass.stop();
+    }
+  });
+
+  it('an edge (--origin) stores Set-Cookie with an explicitly cacheable response and serves it; no-cache= and private= keep the field out (§5.2.2.4, §5.2.2.7)', async () => {
+    const edge = await startCuttle({ workers: 1, args: ['--origin', origin.url] });
+    const at = (url: string, headers: Record<string, string> = {}) =>
+      viaProxy(edge.port, new URL(url).pathname, { agent: false, headers });
+    const primeEdge = async (url: string) => {
+      await at(url);
+      await waitStored(edge.cacheDir, `${new URL(url).origin}${new URL(url).pathname}`).catch(() => {});
+    };
+    try {
+      const explicit = route(reply({ 'Cache-Control': 'max-age=60', 'Set-Cookie': 'sid=3' }));
+      await primeEdge(explicit);
+      const hit = await at(explicit);
+      assert.match(status(hit), /hit/);
+      assert.equal(hit.headers['set-cookie']?.[0], 'sid=3');
+      // Heuristic freshness is not an explicit "this is for everyone": not stored under store.
+      const lm = new Date(Date.now() - 86400_000).toUTCString();
+      const implicit = route(reply({ 'Last-Modified': lm, 'Set-Cookie': 'sid=4' }));
+      assert.match(status(await at(implicit)), /not stored: set-cookie/);
+      for (const cc of ['max-age=60, no-cache="Set-Cookie"', 'public, max-age=60, private="Set-Cookie"']) {
+        const url = route(reply({ 'Cache-Control': cc, 'Set-Cookie': 'sid=5' }));
+        await primeEdge(url);
+        const r = await at(url, { 'Cache-Control': 'max-stale' });
+        assert.equal(r.headers['set-cookie'], undefined, cc);
+        // Both reuse the stored response, without the field (no revalidation is needed to leave it out).
+        assert.equal(hits(url), 1, cc);
+      }
+      // A 304's Set-Cookie replaces the stored one, like any field (§3.2).
+      const revalidated = route((q, res, n) => {
+        if (q.headers['if-none-match'] === '"c1"') {
+          res.writeHead(304, { ETag: '"c1"', 'Cache-Control': 'max-age=60', 'Set-Cookie': 'sid=new' });
+          return res.end();
+        }
+        res.writeHead(200, { ETag: '"c1"', 'Cache-Control': 'max-age=0', 'Set-Cookie': `sid=old${n}` });
+        res.end('body');
+      });
+      await primeEdge(revalidated);
+      const after304 = await at(revalidated);
+      assert.match(status(after304), /fwd=stale; fwd-status=304/);
+      assert.equal(after304.headers['set-cookie']?.[0], 'sid=new');
+    } finally {
+      await edge.stop();
+    }
   });
 
   it('never stores Vary: *', async () => {

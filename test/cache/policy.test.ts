@@ -10,8 +10,10 @@ import {
   parseHttpDate,
   requestDirectives,
   reuse,
+  type SetCookiePolicy,
   storability,
   storedPolicy,
+  unstoredFields,
   updateHeaders,
   varyKey,
 } from '../../src/cache/policy.js';
@@ -160,6 +162,28 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
       ),
       'method',
     );
+  });
+
+  it('applies the Set-Cookie policy: store only when explicitly cacheable, strip, pass (RFC 9111 §3.1, §7.3)', () => {
+    const s = (cc: string, setCookie: SetCookiePolicy, targeted = false) =>
+      storability(
+        { method: 'GET', headers: [], directives: requestDirectives([]) },
+        200,
+        ['Set-Cookie', 'a=1', 'Last-Modified', 'Mon, 01 Jan 2024 00:00:00 GMT'],
+        parseCacheControl(cc),
+        { setCookie, targeted },
+      );
+    for (const cc of ['public', 's-maxage=60', 'max-age=60']) assert.equal(s(cc, 'store'), null, cc);
+    assert.equal(s('', 'store', true), null, 'CDN-Cache-Control addresses us');
+    assert.equal(s('', 'store'), 'set-cookie');
+    assert.equal(s('', 'strip'), null);
+    assert.equal(s('public, max-age=60', 'pass'), 'set-cookie');
+    assert.deepEqual([...unstoredFields(parseCacheControl('max-age=60'), 'store')], []);
+    assert.deepEqual([...unstoredFields(parseCacheControl('max-age=60'), 'strip')], ['set-cookie']);
+    assert.deepEqual([...unstoredFields(parseCacheControl('private="X-A, set-cookie"'), 'store')].sort(), [
+      'set-cookie',
+      'x-a',
+    ]);
   });
 
   it('decides reuse from age and directives (§4.2.4, §5.2.1, RFC 5861)', () => {
