@@ -3,6 +3,7 @@
  * Nothing here touches the store or the network, so every rule can be tested on its own.
  */
 
+import { parseDictionary } from 'structured-headers';
 import { fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
 
 export type Directives = Map<string, string | true>;
@@ -110,10 +111,58 @@ export interface HeuristicOptions {
 export function responseDirectives(headers: RawHeaders): { cc: Directives; targeted: boolean } {
   const cdn = fieldValue(headers, 'cdn-cache-control');
   if (cdn !== undefined) {
-    const parsed = parseCacheControl(cdn);
-    if (parsed.size > 0) return { cc: parsed, targeted: true };
+    const parsed = parseCdnCacheControl(cdn);
+    if (parsed !== null && parsed.size > 0) return { cc: parsed, targeted: true };
   }
   return { cc: parseCacheControl(fieldValue(headers, 'cache-control')), targeted: false };
+}
+
+/** Directives whose CDN-Cache-Control value is an sf-integer of delta-seconds (RFC 9213 §2.1). */
+const INTEGER_DIRECTIVES = new Set(['max-age', 's-maxage', 'stale-while-revalidate', 'stale-if-error']);
+/** Directives that name fields: true, or an inner list of strings (the field names). */
+const FIELD_LIST_DIRECTIVES = new Set(['no-cache', 'private']);
+/** Directives that are flags: an sf-boolean (`?0` means absent). */
+const FLAG_DIRECTIVES = new Set([
+  'no-store',
+  'public',
+  'must-revalidate',
+  'proxy-revalidate',
+  'must-understand',
+  'no-transform',
+  'immutable',
+]);
+// The parser reads 60.0 as the number 60; a decimal is the wrong type for these all the same.
+const DECIMAL_FOR_INTEGER = /(?:^|,)\s*(?:max-age|s-maxage|stale-while-revalidate|stale-if-error)=-?\d+\.\d/;
+
+/**
+ * RFC 9213 §2.1: CDN-Cache-Control is a Structured Field Dictionary (RFC 8941). A value that does not parse
+ * as one, or that gives a directive this cache knows a value of the wrong type, makes the whole field
+ * ignored (null). Unknown directives are ignored, whatever their type.
+ */
+export function parseCdnCacheControl(value: string): Directives | null {
+  let dict: ReturnType<typeof parseDictionary>;
+  try {
+    dict = parseDictionary(value);
+  } catch {
+    return null;
+  }
+  if (DECIMAL_FOR_INTEGER.test(value)) return null;
+  const out: Directives = new Map();
+  for (const [name, [item]] of dict) {
+    if (INTEGER_DIRECTIVES.has(name)) {
+      if (typeof item !== 'number' || !Number.isInteger(item) || item < 0) return null;
+      out.set(name, String(item));
+    } else if (FLAG_DIRECTIVES.has(name)) {
+      if (typeof item !== 'boolean') return null;
+      if (item) out.set(name, true);
+    } else if (FIELD_LIST_DIRECTIVES.has(name)) {
+      if (item === true) out.set(name, true);
+      else if (Array.isArray(item) && item.every(([f]) => typeof f === 'string'))
+        out.set(name, item.map(([f]) => f as string).join(', '));
+      else if (item !== false) return null;
+    }
+  }
+  return out;
 }
 
 /**

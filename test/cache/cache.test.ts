@@ -349,6 +349,20 @@ describe('RFC 9111 §4.2 freshness', () => {
     await get(off);
     assert.equal(hits(off), 2);
   });
+
+  it('ignores a CDN-Cache-Control that is not a valid Structured Field dictionary, entirely (RFC 9213 §2.1)', async () => {
+    for (const bad of [
+      'max-age = 60',
+      'max-age="60"',
+      'max-age=60.5',
+      'MAX-AGE=60',
+      'max-age=60, no-store=1',
+    ]) {
+      // Were the field used, max-age=60 would store it; ignored, Cache-Control's no-store decides.
+      const url = route(reply({ 'Cache-Control': 'no-store', 'CDN-Cache-Control': bad }));
+      assert.match(status(await get(url)), /not stored: no-store/, bad);
+    }
+  });
 });
 
 describe('RFC 9111 §5.2.1 request directives', () => {

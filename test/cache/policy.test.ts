@@ -7,6 +7,7 @@ import {
   initialAge,
   parseAge,
   parseCacheControl,
+  parseCdnCacheControl,
   parseHttpDate,
   requestDirectives,
   reuse,
@@ -162,6 +163,32 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
       ),
       'method',
     );
+  });
+
+  it('parses CDN-Cache-Control as a strict RFC 8941 dictionary, or ignores it whole (RFC 9213 §2.1)', () => {
+    const cases: Array<[string, Record<string, string | true> | null]> = [
+      ['max-age=60', { 'max-age': '60' }],
+      ['max-age=60, public', { 'max-age': '60', public: true }],
+      ['  s-maxage=10 ', { 's-maxage': '10' }],
+      ['no-store, must-revalidate', { 'no-store': true, 'must-revalidate': true }],
+      ['public=?0, max-age=5', { 'max-age': '5' }],
+      ['no-cache=("set-cookie" "x-a")', { 'no-cache': 'set-cookie, x-a' }],
+      ['max-age=60;foo=1, unknown="x"', { 'max-age': '60' }],
+      ['max-age = 60', null],
+      ['max-age="60"', null],
+      ['max-age=60.5', null],
+      ['max-age=60.0', null],
+      ['max-age=-1', null],
+      ['MAX-AGE=60', null],
+      ['max-age=60,,', null],
+      ['no-store=1', null],
+      ['no-cache="set-cookie"', null],
+      ['max-age=(1 2)', null],
+    ];
+    for (const [value, expected] of cases) {
+      const got = parseCdnCacheControl(value);
+      assert.deepEqual(got === null ? null : Object.fromEntries(got), expected, value);
+    }
   });
 
   it('applies the Set-Cookie policy: store only when explicitly cacheable, strip, pass (RFC 9111 §3.1, §7.3)', () => {
