@@ -805,6 +805,38 @@ describe('collapsed forwarding', () => {
     }
   });
 
+  it('gives Age to a response that was delayed 1 s or more in the cache: collapsed waiters, a slow revalidation (RFC 9111 §5.1, §4.2.3)', async () => {
+    const slow = route((q, res) => {
+      setTimeout(() => {
+        if (q.headers['if-none-match'] === '"a1"') {
+          res.writeHead(304, { ETag: '"a1"', 'Cache-Control': 'max-age=60' });
+          return res.end();
+        }
+        res.writeHead(200, { ETag: '"a1"', 'Cache-Control': 'max-age=60', Date: new Date().toUTCString() });
+        res.end('slow');
+      }, 1200);
+    });
+    const one = await startCuttle({ workers: 1 });
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 3 }, () => viaProxy(one.port, slow, { agent: false })),
+      );
+      const waiters = replies.filter((r) => /hit/.test(status(r)));
+      assert.ok(waiters.length >= 1, replies.map(status).join(' | '));
+      for (const w of waiters) assert.ok(Number(w.headers.age) >= 1, `Age ${w.headers.age}`);
+      // A revalidation that took over a second: the 304's own delay is in the Age of what is served.
+      await waitStored(one.cacheDir, slow);
+      const reval = await viaProxy(one.port, slow, {
+        agent: false,
+        headers: { 'Cache-Control': 'no-cache' },
+      });
+      assert.match(status(reval), /fwd=request; fwd-status=304/);
+      assert.ok(Number(reval.headers.age) >= 1, `Age ${reval.headers.age}`);
+    } finally {
+      await one.stop();
+    }
+  });
+
   it('does not queue requests behind a response that will not be stored', async () => {
     const one = await startCuttle({ workers: 1 });
     try {
