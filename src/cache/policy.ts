@@ -482,6 +482,21 @@ export function clientConditionalMatches(reqHeaders: RawHeaders, stored: StoredV
   return modified <= ims;
 }
 
+/**
+ * RFC 9111 §4.3.5: does a 200 answer to HEAD describe the stored GET response? Every validator it carries
+ * (ETag, Last-Modified) must match the stored one's, and so must its Content-Length if it has one. Then
+ * the stored response is updated from it as from a 304; otherwise the stored response is to be taken as
+ * stale.
+ */
+export function headResponseMatches(head: RawHeaders, stored: StoredValidators): boolean {
+  const etag = fieldValue(head, 'etag');
+  if (etag !== undefined && etag !== stored.etag) return false;
+  const lm = fieldValue(head, 'last-modified');
+  if (lm !== undefined && parseHttpDate(lm) !== stored.lastModified) return false;
+  const length = fieldValue(head, 'content-length');
+  return length === undefined || length === fieldValue(stored.headers, 'content-length');
+}
+
 /** RFC 9110 §15.4.5: the fields a 304 carries from the stored response. */
 export const NOT_MODIFIED_FIELDS = new Set([
   'cache-control',

@@ -18,6 +18,7 @@ import {
   currentAge,
   formatHttpDate,
   freshnessLifetime,
+  headResponseMatches,
   initialAge,
   noCacheFields,
   parseHttpDate,
@@ -124,6 +125,15 @@ export function revalidate(
           serveStale(status, 'stale-if-error');
           return NULL_SINK;
         }
+        // §4.3.5: a 200 to HEAD updates the stored GET when it describes the same response, and makes it
+        // stale when it does not.
+        if (txn.method === 'HEAD' && status === 200)
+          void cx.stores.store.update(
+            key,
+            headResponseMatches(raw, e)
+              ? freshened(cx, e, raw, requestTime)
+              : { ...e, policy: { ...e.policy, lifetime: 0 } },
+          );
         txn.outcome = fwd === 'stale' ? 'refresh-modified' : 'client-refresh';
         return toClient(cx, txn, res, status, raw, requestTime, release);
       },

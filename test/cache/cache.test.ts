@@ -90,6 +90,37 @@ describe('RFC 9111 §3 storing', () => {
     assert.equal(hits(url), 1);
   });
 
+  it('a 200 to HEAD updates the stored GET when its validators match, and makes it stale when not (§4.3.5)', async () => {
+    // The origin ignores conditionals on HEAD: it always answers 200, with the version it holds now.
+    let version = 1;
+    let etag = '"h1"';
+    const url = route((q, res) => {
+      res.writeHead(200, {
+        ETag: etag,
+        'Cache-Control': 'max-age=60',
+        'X-Version': String(version),
+        'Content-Length': '4',
+      });
+      res.end(q.method === 'HEAD' ? undefined : 'body');
+    });
+    await prime(url);
+    version = 2;
+    const head = await get(url, { 'Cache-Control': 'no-cache' }, 'HEAD');
+    assert.equal(head.status, 200);
+    const stored = (r: unknown) => r as { headers?: string[]; policy?: { lifetime: number } } | undefined;
+    await waitStored(cuttle.cacheDir, url, (r) => stored(r)?.headers?.includes('2') === true);
+    const updated = await get(url);
+    assert.match(status(updated), /hit/);
+    assert.equal(updated.headers['x-version'], '2', 'fields from the HEAD response');
+    assert.equal(updated.body.toString(), 'body');
+    etag = '"h2"';
+    await get(url, { 'Cache-Control': 'no-cache' }, 'HEAD');
+    await waitStored(cuttle.cacheDir, url, (r) => stored(r)?.policy?.lifetime === 0);
+    const stale = await get(url);
+    assert.match(status(stale), /fwd=stale/, 'other validators: the stored GET is stale');
+    assert.equal(stale.headers.etag, '"h2"');
+  });
+
   it('stores heuristically cacheable statuses with Last-Modified (§4.2.2), and 5xx only with explicit freshness', async () => {
     const lm = new Date(Date.now() - 100 * 86400_000).toUTCString();
     const nf = route((_q, res) => {

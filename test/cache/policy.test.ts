@@ -4,6 +4,7 @@ import { formatCacheStatus } from '../../src/cache/cache-status.js';
 import {
   clientConditionalMatches,
   freshnessLifetime,
+  headResponseMatches,
   initialAge,
   parseAge,
   parseCacheControl,
@@ -189,6 +190,21 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
       const got = parseCdnCacheControl(value);
       assert.deepEqual(got === null ? null : Object.fromEntries(got), expected, value);
     }
+  });
+
+  it('tells whether a 200 to HEAD describes the stored GET (RFC 9111 §4.3.5)', () => {
+    const stored = {
+      etag: '"a"',
+      lastModified: Date.UTC(2024, 0, 1) / 1000,
+      headers: ['Content-Length', '10'],
+      responseTime: 0,
+    };
+    assert.equal(headResponseMatches(['ETag', '"a"', 'Content-Length', '10'], stored), true);
+    assert.equal(headResponseMatches(['Last-Modified', 'Mon, 01 Jan 2024 00:00:00 GMT'], stored), true);
+    assert.equal(headResponseMatches([], stored), true, 'nothing to contradict it');
+    assert.equal(headResponseMatches(['ETag', '"b"'], stored), false);
+    assert.equal(headResponseMatches(['Last-Modified', 'Tue, 02 Jan 2024 00:00:00 GMT'], stored), false);
+    assert.equal(headResponseMatches(['ETag', '"a"', 'Content-Length', '11'], stored), false);
   });
 
   it('applies the Set-Cookie policy: store only when explicitly cacheable, strip, pass (RFC 9111 §3.1, §7.3)', () => {
