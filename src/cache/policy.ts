@@ -4,6 +4,7 @@
  */
 
 import { parseDictionary } from 'structured-headers';
+import { normalizeAcceptLanguage } from '../http/accept-language.js';
 import { fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
 
 export type Directives = Map<string, string | true>;
@@ -407,19 +408,21 @@ export function staleWhenDisconnectedAllows(policy: StoredPolicy, staleness: num
 }
 
 /** Fields whose list order carries no meaning once q-values are considered, so variants sort them. */
-const UNORDERED_LISTS = new Set(['accept-encoding', 'accept-language', 'accept', 'accept-charset']);
-const CASE_INSENSITIVE = new Set(['accept-encoding', 'accept-charset', 'accept-language']);
+const UNORDERED_LISTS = new Set(['accept-encoding', 'accept', 'accept-charset']);
+const CASE_INSENSITIVE = new Set(['accept-encoding', 'accept-charset']);
 
 /**
  * RFC 9111 §4.1: the secondary key from the request's values of the stored Vary fields, normalised so that
  * semantically equal values match: whitespace folded, case folded where the field is case-insensitive, and
- * list members sorted where their order is meaningless.
+ * list members sorted where their order is meaningless; Accept-Language ordered by weight (RFC 9110
+ * §12.5.4).
  */
 export function varyKey(varyNames: readonly string[], reqHeaders: RawHeaders): string {
   let key = '';
   for (const name of varyNames) {
     let v = fieldValue(reqHeaders, name);
-    if (v !== undefined) {
+    if (v !== undefined && name === 'accept-language') v = normalizeAcceptLanguage(v);
+    else if (v !== undefined) {
       if (CASE_INSENSITIVE.has(name)) v = v.toLowerCase();
       const members = v
         .split(',')

@@ -18,7 +18,7 @@ import {
   type Stores,
   type VaryIndex,
 } from './store.js';
-import { variantKey } from './variant-key.js';
+import { languageVariant, variantKey } from './variant-key.js';
 
 class MemoryBodyWriter implements BodyWriter {
   size = 0;
@@ -52,7 +52,12 @@ export class MemoryStore implements CacheStore {
     if (rec.kind === 'entry') return { entry: rec, key: url };
     const key = variantKey(url, rec.names, reqHeaders);
     const entry = this.records.get(key);
-    return entry?.kind === 'entry' ? { entry, key } : { miss: 'vary-miss' };
+    if (entry?.kind === 'entry') return { entry, key };
+    const byLanguage = languageVariant(rec.names, reqHeaders, rec.variants, (k) => {
+      const r = this.records.get(k);
+      return r?.kind === 'entry' ? r : undefined;
+    });
+    return byLanguage ?? { miss: 'vary-miss' };
   }
 
   bodyComplete(e: StoredEntry): boolean {

@@ -553,6 +553,29 @@ describe('RFC 9111 §5.2.2 response directives and §4.3 validation', () => {
 });
 
 describe('RFC 9111 §4.1 Vary', () => {
+  it("normalises Accept-Language and serves the variant in the client's first-choice language (RFC 9110 §12.5.4)", async () => {
+    // The origin answers in English or French, whichever the client weighs more.
+    const url = route((q, res, n) => {
+      const al = String(q.headers['accept-language'] ?? '');
+      const fr = /fr(?![^,]*q=0\.[0-4])/i.test(al) && !/^\s*en/i.test(al);
+      res.writeHead(200, {
+        Vary: 'Accept-Language',
+        'Content-Language': fr ? 'fr' : 'en',
+        'Cache-Control': 'max-age=60',
+      });
+      res.end(`${fr ? 'fr' : 'en'} #${n}`);
+    });
+    await prime(url, { 'Accept-Language': 'en' });
+    for (const al of ['EN', 'en;q=1.0', 'fr;q=0.5, en', 'en-GB;q=0.9, en']) {
+      const r = await get(url, { 'Accept-Language': al });
+      assert.match(status(r), /hit/, al);
+      assert.equal(r.body.toString(), 'en #1', al);
+    }
+    // The client prefers German: an English variant is not its first choice.
+    const de = await get(url, { 'Accept-Language': 'de, en;q=0.8' });
+    assert.match(status(de), /fwd=vary-miss/);
+  });
+
   it('keeps one variant per normalised request value', async () => {
     const url = route((req, res) => {
       res.writeHead(200, { 'Cache-Control': 'max-age=60', Vary: 'Accept-Encoding' });

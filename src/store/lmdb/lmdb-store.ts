@@ -17,7 +17,7 @@ import {
   type Stores,
   type VaryIndex,
 } from '../store.js';
-import { variantKey } from '../variant-key.js';
+import { languageVariant, variantKey } from '../variant-key.js';
 import { LmdbAdmission } from './admission.js';
 import { LmdbBodyWriter } from './body-writer.js';
 import { LmdbClaims } from './claims.js';
@@ -50,7 +50,12 @@ export class LmdbStore implements CacheStore {
     if (rec.kind === 'entry') return { entry: rec, key: url };
     const key = variantKey(url, rec.names, reqHeaders);
     const entry = this.fresh(key);
-    return entry?.kind === 'entry' ? { entry, key } : { miss: 'vary-miss' };
+    if (entry?.kind === 'entry') return { entry, key };
+    const byLanguage = languageVariant(rec.names, reqHeaders, rec.variants, (k) => {
+      const r = this.decoded.get(k);
+      return r?.kind === 'entry' ? r : undefined;
+    });
+    return byLanguage ?? { miss: 'vary-miss' };
   }
 
   /**
