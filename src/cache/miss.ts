@@ -30,7 +30,6 @@ import {
   varyNames,
 } from './policy.js';
 
-// Set-Cookie belongs to the client whose request fetched the response, never to later ones.
 /** Never stored as received: Age is computed at delivery, Content-Length is set from the stored body. */
 const NOT_STORED_FIELDS = new Set(['age', 'content-length']);
 

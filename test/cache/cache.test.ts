@@ -612,6 +612,34 @@ describe('RFC 9111 §4.4 invalidation', () => {
     assert.match(status(await get(target)), /uri-miss/);
   });
 
+  it('stores a POST response with explicit freshness and its own URI as Content-Location for later GETs (RFC 9110 §9.3.3)', async () => {
+    const url = route((q, res, n) => {
+      const self = new URL(url).pathname;
+      if (q.method === 'POST') {
+        res.writeHead(200, { 'Cache-Control': 'max-age=60', 'Content-Location': self });
+        return res.end(`posted #${n}`);
+      }
+      res.writeHead(200, { 'Cache-Control': 'max-age=60' });
+      res.end(`got #${n}`);
+    });
+    const posted = await get(url, {}, 'POST');
+    assert.match(status(posted), /fwd=method; fwd-status=200; stored/);
+    await waitStored(cuttle.cacheDir, url);
+    const r = await get(url);
+    assert.match(status(r), /hit/);
+    assert.equal(r.body.toString(), 'posted #1');
+    // Without explicit freshness, or naming another URI, it is not reused.
+    const other = route((q, res, n) => {
+      res.writeHead(
+        200,
+        q.method === 'POST' ? { 'Content-Location': '/elsewhere', 'Cache-Control': 'max-age=60' } : {},
+      );
+      res.end(`#${n}`);
+    });
+    assert.doesNotMatch(status(await get(other, {}, 'POST')), /stored/);
+    assert.equal((await get(other)).body.toString(), '#2');
+  });
+
   it('an error response does not invalidate', async () => {
     const url = route((req, res) => {
       if (req.method === 'POST') {
