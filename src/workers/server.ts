@@ -83,6 +83,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     maxObjectSize: config.maxObjectSize,
     minObjectSize: config.minObjectSize,
     setCookie: config.setCookie,
+    keepTagHeaders: config.keepTagHeaders,
     claimTtlMs: config.timeouts.response + config.timeouts.read,
     upstreamRequest: upstreamRequestBuilder(config, headerRules),
   };
