@@ -16,6 +16,8 @@ export interface CacheContext {
   log: Logger;
   maxObjectSize: number;
   minObjectSize: number;
+  /** Request fields every stored response is selected by, as if it listed them in Vary (lower-case). */
+  keyHeaders: readonly string[];
   /** How long a background revalidation's claim holds before another worker may presume it dead. */
   claimTtlMs: number;
   /** The request to send upstream for a transaction: built only when one is sent, so a hit never pays. */

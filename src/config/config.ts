@@ -55,6 +55,8 @@ export interface Config {
   /** Store an object on its Nth request within the window (nginx's proxy_cache_min_uses). */
   cacheMinUses: number;
   cacheMinUsesWindow: number;
+  /** Request fields that join the cache key, as if every response listed them in Vary (lower-case). */
+  cacheKeyHeaders: string[];
   /** RFC 9111 §4.2.2 heuristic freshness: fraction of the time since Last-Modified, capped. */
   heuristicFraction: number;
   heuristicMax: number;
@@ -105,6 +107,7 @@ export const DEFAULTS: Config = {
   minObjectSize: 0,
   cacheMinUses: 1,
   cacheMinUsesWindow: 600_000,
+  cacheKeyHeaders: [],
   heuristicFraction: 0.1,
   heuristicMax: 86_400_000,
   sweepInterval: 5000,
@@ -142,6 +145,11 @@ export const FLAGS = {
     help: 'store an object on its Nth request within the window (default 1)',
   },
   'cache-min-uses-window': { type: 'string', help: 'window for --cache-min-uses, e.g. 10m (default 10m)' },
+  'cache-key-headers': {
+    type: 'string',
+    multiple: true,
+    help: 'request fields that join the cache key, as if every response listed them in Vary, e.g. X-Forwarded-Host; repeat or comma-separate (default none)',
+  },
   origin: {
     type: 'string',
     help: 'reverse-proxy (edge) mode: send origin-form requests to this http(s) URL',
@@ -209,6 +217,7 @@ export function loadConfig(argv: string[]): CliRequest {
     maxObjectSize: values['max-object-size'],
     cacheMinUses: values['cache-min-uses'],
     cacheMinUsesWindow: values['cache-min-uses-window'],
+    cacheKeyHeaders: (values['cache-key-headers'] as string[] | undefined)?.flatMap((v) => v.split(',')),
     origin: values.origin,
     logLevel: values['log-level'],
     accessLog: values['access-log'],
@@ -316,6 +325,14 @@ function validate(input: Record<string, unknown>, where: string): Config {
     c.cacheMinUses = integer(where, 'cacheMinUses', v.cacheMinUses, 1, 1_000_000);
   if (v.cacheMinUsesWindow !== undefined) {
     c.cacheMinUsesWindow = converted(where, 'cacheMinUsesWindow', v.cacheMinUsesWindow, parseDuration);
+  }
+  if (v.cacheKeyHeaders !== undefined) {
+    if (!Array.isArray(v.cacheKeyHeaders)) fail(where, 'cacheKeyHeaders', 'expected a list of field names');
+    const names = v.cacheKeyHeaders.map((n) => String(n).trim().toLowerCase()).filter(Boolean);
+    // RFC 9110 §5.1: a field name is a token.
+    for (const n of names)
+      if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(n)) fail(where, 'cacheKeyHeaders', `"${n}" is not a field name`);
+    c.cacheKeyHeaders = [...new Set(names)].sort();
   }
   if (v.heuristicFraction !== undefined) {
     const f = Number(v.heuristicFraction);

@@ -79,6 +79,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     log,
     maxObjectSize: config.maxObjectSize,
     minObjectSize: config.minObjectSize,
+    keyHeaders: config.cacheKeyHeaders,
     claimTtlMs: config.timeouts.response + config.timeouts.read,
     upstreamRequest: upstreamRequestBuilder(config, headerRules),
   };
