@@ -33,7 +33,10 @@ const scale: Scale = {
   slowClients: quick ? 200 : 1000,
   idleConnections: Math.min(wantIdle, Math.floor((limit - 500) / 100) * 100),
   storeBytes: (quick ? 8 : 64) * 1024 ** 2,
-  killMoments: quick ? [0.3, 0.9] : [0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 1],
+  // Shares of the body received when the kill comes; Infinity: after the entry committed.
+  killMoments: quick
+    ? [0.3, Number.POSITIVE_INFINITY]
+    : [0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 1, Number.POSITIVE_INFINITY],
 };
 
 const started = Date.now();
@@ -86,7 +89,7 @@ What \`npm run test:stress${quick ? ' -- --quick' : ''}\` measured on ${new Date
 (${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}; load average ${loadBefore} before the run,
 shared with other work), in ${seconds.toFixed(0)} s. Each probe is bounded in count and
 time; the run exits 1 when a goal is missed. \`--quick\` (what CI runs after \`npm test\`) uses 200 slow
-clients (3 rounds), 1,000 idle connections, an 8 MiB object and 2 kill moments, forward mode only for the corpus.
+clients (3 rounds), 1,000 idle connections, an 8 MiB object and 2 kill moments (30 % and after the commit), forward mode only for the corpus.
 ${scaled}
 ${table}
 
@@ -105,7 +108,8 @@ How each probe works (test/stress/probes.ts):
   failed requests are counted, and the replacement's "worker listening" log line is timed.
 - **kill -9 of the proxy while storing**: the primary and every worker are killed when the client has
   received the given share of an object being stored; cuttle restarts on the same cache dir and every
-  object requested so far is asked for with \`only-if-cached\`: it must be absent or whole (SHA-256).
+  object requested so far is asked for with \`only-if-cached\`: it must be absent or whole (SHA-256). The
+  last kill comes after an entry committed: that one must come back whole after every later restart.
 - **Origin faults**: a raw origin; each fault is requested twice, so a stored fault would show as a single
   origin fetch.
 - **Idle keep-alive connections**: each connection gets one hit and stays open; memory is the anonymous
