@@ -6,6 +6,7 @@ import type { Respond } from '../workers/respond.js';
 import type { Transaction } from '../workers/transaction.js';
 import type { Collapse } from './collapse.js';
 import type { FreshnessRules } from './freshness-rules.js';
+import type { SetCookiePolicy } from './policy.js';
 
 export interface CacheContext {
   stores: Stores;
@@ -18,6 +19,8 @@ export interface CacheContext {
   minObjectSize: number;
   /** Request fields every stored response is selected by, as if it listed them in Vary (lower-case). */
   keyHeaders: readonly string[];
+  /** What to do with responses that set cookies (RFC 9111 §3.1, §7.3). */
+  setCookie: SetCookiePolicy;
   /** How long a background revalidation's claim holds before another worker may presume it dead. */
   claimTtlMs: number;
   /** The request to send upstream for a transaction: built only when one is sent, so a hit never pays. */

@@ -15,6 +15,8 @@ export interface RefreshRule {
   refreshIms: boolean;
   /** Seconds a stale response may be served when revalidation fails (Squid's max-stale). */
   maxStale: number;
+  /** Seconds a stale response may be served when the origin cannot be reached (§4.2.4; Squid's max_stale). */
+  disconnectedMaxStale: number;
 }
 
 export interface FreshnessRules {
@@ -26,13 +28,18 @@ export interface FreshnessRules {
 }
 
 /** The configured RFC 9111 §4.2.2 heuristic for every URL. */
-export function heuristicRules(fraction: number, maxSeconds: number): FreshnessRules {
+export function heuristicRules(
+  fraction: number,
+  maxSeconds: number,
+  maxStaleSeconds: number,
+): FreshnessRules {
   const fallback: RefreshRule = {
     heuristic: { fraction, max: maxSeconds },
     ignore: {},
     ignoreReload: false,
     refreshIms: false,
     maxStale: 0,
+    disconnectedMaxStale: maxStaleSeconds,
   };
   return { rule: () => fallback, requestSide: false, fallback };
 }

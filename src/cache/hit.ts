@@ -21,7 +21,7 @@ export function deliverStored(
 ): void {
   const ageText = String(Math.floor(age));
   const req = txn.req;
-  if (clientConditionalMatches(req.rawHeaders, e.etag, e.lastModified)) {
+  if (clientConditionalMatches(req.rawHeaders, e)) {
     const h = filterFields(e.headers, (n) => NOT_MODIFIED_FIELDS.has(n));
     h.push('Age', ageText);
     cx.respond.head(txn, res, 304, h);

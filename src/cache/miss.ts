@@ -27,11 +27,13 @@ import {
   responseDirectives,
   storability,
   storedPolicy,
+  unstoredFields,
   varyNames,
 } from './policy.js';
 
 // Set-Cookie belongs to the client whose request fetched the response, never to later ones.
-const NOT_STORED_FIELDS = new Set(['age', 'content-length', 'set-cookie']);
+/** Never stored as received: Age is computed at delivery, Content-Length is set from the stored body. */
+const NOT_STORED_FIELDS = new Set(['age', 'content-length']);
 
 /** The request a response answers, as storing needs it. */
 export interface StoringRequest {
@@ -61,7 +63,11 @@ export function storing(
   const info: ResponseInfo = { status, headers: raw, requestTime, responseTime: nowSeconds() };
   const { cc, targeted } = responseDirectives(raw);
   const rule = cx.rules.rule(rq.key);
-  const notStorable = storability(rq, status, raw, cc, targeted, rule.ignore);
+  const notStorable = storability(rq, status, raw, cc, {
+    targeted,
+    ignore: rule.ignore,
+    setCookie: cx.setCookie,
+  });
   const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
   if (notStorable) cs.detail = `not stored: ${notStorable}`;
   else if (length > cx.maxObjectSize) cs.detail = 'not stored: larger than max-object-size';
@@ -100,9 +106,10 @@ function entryFrom(
   cc: ReturnType<typeof responseDirectives>['cc'],
   maxStale: number,
 ): StoredEntry {
+  const unstored = unstoredFields(cc, cx.setCookie);
   const headers = filterFields(
     responseHeaders(info.headers, cx.respond.via),
-    (n) => !NOT_STORED_FIELDS.has(n),
+    (n) => !NOT_STORED_FIELDS.has(n) && !unstored.has(n),
   );
   // RFC 9110 §6.6.1: a response stored without Date gets the time it was received.
   if (fieldValue(info.headers, 'date') === undefined)
@@ -155,9 +162,11 @@ export function toClient(
   cx.respond.head(txn, res, status, responseHeaders(raw, cx.respond.via));
   const client = new ClientSink(res);
   if (tee === null) {
+    if (txn.method === 'GET') cx.collapse.notStorable(txn.key);
     release();
     return client;
   }
+  cx.collapse.storable(txn.key);
   return tee.sink(client, release);
 }
 
@@ -173,7 +182,10 @@ export function forward(
   up = cx.upstreamRequest(txn),
 ): void {
   txn.forwarded = true;
-  const pending = cx.upstream.fetch(up, exchange);
+  const pending = cx.upstream.fetch(up, {
+    ...exchange,
+    onInterim: (status, raw) => cx.respond.interim(txn, res, status, raw),
+  });
   res.once('close', () => {
     if (!res.writableFinished) pending.abort('client closed the connection');
   });

@@ -31,10 +31,12 @@ export function deltaSeconds(v: string | true | undefined): number | undefined {
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const IMF = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (\w{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+// Day and month names and GMT in any case: RFC 9110 §5.6.7 asks recipients to be robust in parsing dates;
+// the shape (fields, widths, separators) stays strict.
+const IMF = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (\w{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/i;
 const RFC850 =
-  /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-(\w{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
-const ASCTIME = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\w{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/;
+  /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-(\w{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/i;
+const ASCTIME = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\w{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/i;
 
 /** RFC 9110 §5.6.7 HTTP-date in its three forms, strictly; anything else is invalid (null). Seconds. */
 export function parseHttpDate(value: string | undefined): number | null {
@@ -54,7 +56,7 @@ export function parseHttpDate(value: string | undefined): number | null {
     parts = [Number(asc[6]), asc[1], Number(asc[2].trim()), Number(asc[3]), Number(asc[4]), Number(asc[5])];
   } else return null;
   const [y, mon, d, hh, mm, ss] = parts;
-  const month = MONTHS.indexOf(mon);
+  const month = MONTHS.indexOf(`${mon[0].toUpperCase()}${mon.slice(1).toLowerCase()}`);
   if (month < 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60) return null;
   return Date.UTC(y, month, d, hh, mm, ss) / 1000;
 }
@@ -72,7 +74,8 @@ export function parseAge(value: string | undefined): number {
 
 /** RFC 9110 §15.1 / RFC 9111 §4.2.2: statuses a cache may store with heuristic freshness. */
 export const HEURISTICALLY_CACHEABLE = new Set([200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501]);
-/** Final statuses this cache understands (RFC 9111 §3 "understood"; §5.2.2.3 must-understand). */
+/** Final statuses this cache understands (RFC 9111 §3 "understood"; §5.2.2.3 must-understand); others are
+ * stored too when their freshness is explicit, unless the response says must-understand. */
 const UNDERSTOOD = new Set([
   200, 201, 202, 203, 204, 205, 206, 300, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405, 406, 408,
   409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504,
@@ -166,6 +169,36 @@ export function currentAge(initial: number, responseTime: number, now: number): 
 export type NotStorable = string;
 
 /**
+ * What a shared cache does with a response that sets a cookie (RFC 9111 §3.1 stores every field it received;
+ * §7.3 leaves the risk to the cache): `store` keeps the field and serves it (the RFC's rule, for an
+ * explicitly cacheable response), `strip` stores and reuses the response without it (Squid), `pass` never
+ * stores such a response (Varnish's built-in VCL).
+ */
+export type SetCookiePolicy = 'store' | 'strip' | 'pass';
+export const SET_COOKIE_POLICIES: readonly SetCookiePolicy[] = ['store', 'strip', 'pass'];
+
+export interface StoringOptions {
+  /** The response carries CDN-Cache-Control (RFC 9213): it addresses caches like this one. */
+  targeted?: boolean;
+  /** refresh_pattern ignore-no-store / ignore-private: operator overrides that RFC 9111 does not allow. */
+  ignore?: { noStore?: boolean; private?: boolean };
+  setCookie?: SetCookiePolicy;
+}
+
+/**
+ * §5.2.2.7: `private="a, b"` lets a shared cache store the response without the named fields (unqualified
+ * private forbids storing at all); `strip` drops Set-Cookie the same way.
+ */
+export function unstoredFields(cc: Directives, setCookie: SetCookiePolicy): Set<string> {
+  const out = new Set<string>();
+  const priv = cc.get('private');
+  if (typeof priv === 'string')
+    for (const f of priv.split(',')) if (f.trim()) out.add(f.trim().toLowerCase());
+  if (setCookie !== 'store') out.add('set-cookie');
+  return out;
+}
+
+/**
  * RFC 9111 §3: may a shared cache store this response to this request? Returns null when it may, or the
  * reason it may not (shown in Cache-Status `detail`).
  */
@@ -175,33 +208,32 @@ export function storability(
   status: number,
   resHeaders: RawHeaders,
   cc: Directives,
-  targetedAtUs = false,
-  /** refresh_pattern ignore-no-store / ignore-private: operator overrides that RFC 9111 does not allow. */
-  ignore: { noStore?: boolean; private?: boolean } = {},
+  { targeted = false, ignore = {}, setCookie = 'strip' }: StoringOptions = {},
 ): NotStorable | null {
   // §3: only GET responses are stored here (HEAD is answered from them, §4).
   if (req.method !== 'GET') return 'method';
-  // §3: the status must be final and understood; §5.2.2.3 must-understand also requires that.
-  if (status < 200 || status === 206 || status === 304 || !UNDERSTOOD.has(status)) return 'status';
+  // §3: the status must be final (any final code: only heuristic freshness is limited to a list, §4.2.2).
+  // A 304 only updates what is stored (§4.3.4); partial content is not stored here (§3.3 allows that).
+  if (status < 200 || status > 599 || status === 206 || status === 304) return 'status';
+  // §5.2.2.3: must-understand restricts storing to the status codes this cache understands.
+  if (cc.has('must-understand') && !UNDERSTOOD.has(status)) return 'status';
   if (req.directives.noStore) return 'request no-store';
   // §5.2.2.3: must-understand with an understood status overrides no-store.
   if (cc.has('no-store') && !cc.has('must-understand') && !ignore.noStore) return 'no-store';
-  // §5.2.2.7: a shared cache never stores a private response (the qualified form names fields; we do not
-  // rewrite responses, so either form prevents storing).
-  if (cc.has('private') && !ignore.private) return 'private';
+  // §5.2.2.7: a shared cache never stores a private response; the qualified form only keeps the named
+  // fields out of what is stored (unstoredFields).
+  if (cc.get('private') === true && !ignore.private) return 'private';
   // §3.5: a request with Authorization is stored only with must-revalidate, public or s-maxage.
   if (fieldValue(req.headers, 'authorization') !== undefined) {
     if (!cc.has('must-revalidate') && !cc.has('public') && !cc.has('s-maxage')) return 'authorization';
   }
-  // Set-Cookie (RFC 9111 §7.3 leaves it to the cache): stored only when the origin explicitly marks the
-  // response for shared caches, and even then the field itself is not stored (see storedFieldFilter).
-  if (
-    fieldValue(resHeaders, 'set-cookie') !== undefined &&
-    !cc.has('public') &&
-    !cc.has('s-maxage') &&
-    !targetedAtUs
-  ) {
-    return 'set-cookie';
+  if (fieldValue(resHeaders, 'set-cookie') !== undefined) {
+    if (setCookie === 'pass') return 'set-cookie';
+    // `store` serves the cookie to every client: only when the origin said plainly that the response is
+    // for shared caches (public, s-maxage, CDN-Cache-Control, or max-age without private).
+    const explicit =
+      targeted || cc.has('public') || cc.has('s-maxage') || (cc.has('max-age') && !cc.has('private'));
+    if (setCookie === 'store' && !explicit) return 'set-cookie';
   }
   // RFC 9110 §12.5.5: Vary: * can never be matched, so storing it is pointless.
   const vary = fieldValue(resHeaders, 'vary');
@@ -315,6 +347,16 @@ export function staleIfErrorAllows(policy: StoredPolicy, staleness: number, req:
   return staleness <= Math.max(policy.staleIfError, req.staleIfError ?? 0);
 }
 
+/**
+ * RFC 9111 §4.2.4: a cache that cannot reach the origin MAY serve a stale response, unless the response
+ * forbids it: must-revalidate, proxy-revalidate or s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10), or unqualified
+ * no-cache (§5.2.2.4). `bound` is how stale it may be (Squid's max_stale).
+ */
+export function staleWhenDisconnectedAllows(policy: StoredPolicy, staleness: number, bound: number): boolean {
+  if (policy.mustRevalidate || policy.noCache) return false;
+  return staleness <= bound;
+}
+
 /** Fields whose list order carries no meaning once q-values are considered, so variants sort them. */
 const UNORDERED_LISTS = new Set(['accept-encoding', 'accept-language', 'accept', 'accept-charset']);
 const CASE_INSENSITIVE = new Set(['accept-encoding', 'accept-charset', 'accept-language']);
@@ -362,15 +404,22 @@ function weakMatch(a: string, b: string): boolean {
   return a.replace(/^W\//, '') === b.replace(/^W\//, '');
 }
 
+/** What a client's conditional is evaluated against: the stored response's validators and times. */
+export interface StoredValidators {
+  etag: string | undefined;
+  lastModified: number | null;
+  headers: RawHeaders;
+  responseTime: number;
+}
+
 /**
  * RFC 9111 §4.3.2 / RFC 9110 §13.1.2, §13.1.3: does the client's own conditional GET/HEAD match the stored
- * response, so that 304 is the answer? If-None-Match, when present, decides alone.
+ * response, so that 304 is the answer? If-None-Match, when present, decides alone. If-Modified-Since is
+ * compared with Last-Modified or, without one, with the stored Date, or else the time it was received
+ * (§4.3.2).
  */
-export function clientConditionalMatches(
-  reqHeaders: RawHeaders,
-  etag: string | undefined,
-  lastModified: number | null,
-): boolean {
+export function clientConditionalMatches(reqHeaders: RawHeaders, stored: StoredValidators): boolean {
+  const etag = stored.etag;
   const inm = fieldValue(reqHeaders, 'if-none-match');
   if (inm !== undefined) {
     if (inm.trim() === '*') return true;
@@ -378,8 +427,10 @@ export function clientConditionalMatches(
     return inm.split(',').some((t) => weakMatch(t.trim(), etag));
   }
   const ims = parseHttpDate(fieldValue(reqHeaders, 'if-modified-since'));
-  if (ims === null || lastModified === null) return false;
-  return lastModified <= ims;
+  if (ims === null) return false;
+  const modified =
+    stored.lastModified ?? parseHttpDate(fieldValue(stored.headers, 'date')) ?? stored.responseTime;
+  return modified <= ims;
 }
 
 /** RFC 9110 §15.4.5: the fields a 304 carries from the stored response. */

@@ -25,7 +25,9 @@ import {
   type ResponseInfo,
   responseDirectives,
   staleIfErrorAllows,
+  staleWhenDisconnectedAllows,
   storedPolicy,
+  unstoredFields,
   updateHeaders,
 } from './policy.js';
 
@@ -48,9 +50,12 @@ function conditional(up: UpstreamRequest, e: StoredEntry): UpstreamRequest {
 
 /** RFC 9111 §4.3.3 and §4.3.4: the stored entry freshened by a 304. */
 function freshened(cx: CacheContext, e: StoredEntry, raw: RawHeaders, requestTime: number): StoredEntry {
-  const headers = updateHeaders(e.headers, endToEndHeaders(raw, UPDATE_IGNORES));
+  const merged = updateHeaders(e.headers, endToEndHeaders(raw, UPDATE_IGNORES));
+  const { cc } = responseDirectives(merged);
+  // A 304's Set-Cookie updates the stored one under `store`, like any field (§3.2); otherwise it stays out.
+  const unstored = unstoredFields(cc, cx.setCookie);
+  const headers = unstored.size > 0 ? filterFields(merged, (n) => !unstored.has(n)) : merged;
   const info: ResponseInfo = { status: e.status, headers, requestTime, responseTime: nowSeconds() };
-  const { cc } = responseDirectives(headers);
   const rule = cx.rules.rule(e.url);
   const lifetime = freshnessLifetime(info, cc, rule.heuristic);
   return {
@@ -87,14 +92,17 @@ export function revalidate(
   const release = txn.method === 'GET' ? cx.collapse.lead(txn.key) : () => {};
   res.once('close', () => !res.writableFinished && release());
   txn.cache = { fwd };
-  const serveStale = (fwdStatus: number | undefined) => {
+  const serveStale = (fwdStatus: number | undefined, detail: string) => {
     txn.outcome = 'refresh-fail-old';
-    txn.cache = { fwd: 'stale', fwdStatus, detail: 'stale-if-error' };
+    txn.cache = { fwd: 'stale', fwdStatus, detail };
     release();
     deliverStored(cx, txn, res, e, ageOf(e));
   };
-  const staleIfError = () =>
-    fwd === 'stale' && staleIfErrorAllows(e.policy, ageOf(e) - e.policy.lifetime, rd);
+  const staleness = () => ageOf(e) - e.policy.lifetime;
+  const staleIfError = () => fwd === 'stale' && staleIfErrorAllows(e.policy, staleness(), rd);
+  const staleWhenDisconnected = () =>
+    fwd === 'stale' &&
+    staleWhenDisconnectedAllows(e.policy, staleness(), cx.rules.rule(key).disconnectedMaxStale);
   forward(
     cx,
     txn,
@@ -113,14 +121,16 @@ export function revalidate(
         }
         // RFC 5861 §4: a 5xx while stale may be answered with the stored response.
         if (status >= 500 && staleIfError()) {
-          serveStale(status);
+          serveStale(status, 'stale-if-error');
           return NULL_SINK;
         }
         txn.outcome = fwd === 'stale' ? 'refresh-modified' : 'client-refresh';
         return toClient(cx, txn, res, status, raw, requestTime, release);
       },
       onError: (err) => {
-        if (staleIfError()) return serveStale(undefined);
+        if (staleIfError()) return serveStale(undefined, 'stale-if-error');
+        // §4.2.4: no answer at all (refused, reset, closed, timed out): the origin is out of reach.
+        if (staleWhenDisconnected()) return serveStale(undefined, 'origin unreachable');
         release();
         cx.respond.error(txn, res, upstreamError(err, originOf(txn)));
       },

@@ -3,6 +3,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isValidClientRule } from '../access/client-rules.js';
+import { SET_COOKIE_POLICIES, type SetCookiePolicy } from '../cache/policy.js';
 import type { ForwardedForMode } from '../http/forwarding.js';
 import { parseSquidConf, type SquidSettings } from '../squid/conf.js';
 import { LOG_FORMATS, type LogFormat } from '../squid/log-formats.js';
@@ -57,6 +58,22 @@ export interface Config {
   cacheMinUsesWindow: number;
   /** Request fields that join the cache key, as if every response listed them in Vary (lower-case). */
   cacheKeyHeaders: string[];
+  /**
+   * How long a URL whose response could not be stored is fetched without collapsing (Varnish's
+   * hit-for-miss), so the next wave of requests for it does not queue behind one fetch; ms, 0 = never.
+   */
+  hitForMiss: number;
+  /**
+   * How stale a stored response may be served when its revalidation cannot reach the origin (RFC 9111
+   * §4.2.4; Squid's max_stale, which refresh_pattern max-stale overrides per URL); ms.
+   */
+  maxStale: number;
+  /**
+   * Responses that set cookies (RFC 9111 §3.1, §7.3): `store`, `strip` or `pass` (policy.ts). Unset, it is
+   * resolved here: `store` for an edge in front of its own origin (--origin, no squid.conf), else Squid's
+   * `strip`.
+   */
+  setCookie: SetCookiePolicy;
   /** RFC 9111 §4.2.2 heuristic freshness: fraction of the time since Last-Modified, capped. */
   heuristicFraction: number;
   heuristicMax: number;
@@ -108,6 +125,9 @@ export const DEFAULTS: Config = {
   cacheMinUses: 1,
   cacheMinUsesWindow: 600_000,
   cacheKeyHeaders: [],
+  hitForMiss: 120_000,
+  maxStale: 7 * 86_400_000,
+  setCookie: 'strip',
   heuristicFraction: 0.1,
   heuristicMax: 86_400_000,
   sweepInterval: 5000,
@@ -149,6 +169,14 @@ export const FLAGS = {
     type: 'string',
     multiple: true,
     help: 'request fields that join the cache key, as if every response listed them in Vary, e.g. X-Forwarded-Host; repeat or comma-separate (default none)',
+  },
+  'set-cookie': {
+    type: 'string',
+    help: 'responses that set cookies: store (kept and served, for explicitly cacheable ones), strip (stored without the cookie, as Squid) or pass (never stored) (default: store with --origin, else strip)',
+  },
+  'hit-for-miss': {
+    type: 'string',
+    help: 'how long a URL whose response was not storable is fetched without waiting for other fetches of it (default 2m; 0 = never)',
   },
   origin: {
     type: 'string',
@@ -218,6 +246,8 @@ export function loadConfig(argv: string[]): CliRequest {
     cacheMinUses: values['cache-min-uses'],
     cacheMinUsesWindow: values['cache-min-uses-window'],
     cacheKeyHeaders: (values['cache-key-headers'] as string[] | undefined)?.flatMap((v) => v.split(',')),
+    hitForMiss: values['hit-for-miss'],
+    setCookie: values['set-cookie'],
     origin: values.origin,
     logLevel: values['log-level'],
     accessLog: values['access-log'],
@@ -334,6 +364,13 @@ function validate(input: Record<string, unknown>, where: string): Config {
       if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(n)) fail(where, 'cacheKeyHeaders', `"${n}" is not a field name`);
     c.cacheKeyHeaders = [...new Set(names)].sort();
   }
+  if (v.hitForMiss !== undefined) c.hitForMiss = converted(where, 'hitForMiss', v.hitForMiss, parseDuration);
+  if (v.maxStale !== undefined) c.maxStale = converted(where, 'maxStale', v.maxStale, parseDuration);
+  if (v.setCookie !== undefined) {
+    if (!SET_COOKIE_POLICIES.includes(v.setCookie as SetCookiePolicy))
+      fail(where, 'setCookie', `expected one of ${SET_COOKIE_POLICIES.join(', ')}`);
+    c.setCookie = v.setCookie as SetCookiePolicy;
+  } else c.setCookie = c.origin !== null && v.squid === undefined ? 'store' : 'strip';
   if (v.heuristicFraction !== undefined) {
     const f = Number(v.heuristicFraction);
     if (!(f >= 0 && f <= 1)) fail(where, 'heuristicFraction', 'expected a number from 0 to 1');

@@ -49,9 +49,16 @@ export function squidAccess(sq: SquidSettings, matchers = compileAcls(sq.acls)):
       decide(txn, { scheme: 'https', host, port, url: `${host}:${port}`, path: '' }),
     // Squid's stock rules apply: `http_access allow localhost manager`, `http_access deny manager`.
     manager: decide,
-    // http_access already decided who may (`acl PURGE method PURGE`).
-    purge: () => null,
+    // As Squid: PURGE exists only when some `acl … method PURGE` names it; then http_access (already
+    // applied to the request) decides who may.
+    purge: purgeNamed(sq)
+      ? () => null
+      : () => accessDenied('PURGE is not enabled: no acl of type method lists PURGE in squid.conf'),
   };
+}
+
+function purgeNamed(sq: SquidSettings): boolean {
+  return sq.acls.some((a) => a.type === 'method' && a.values.includes('PURGE'));
 }
 
 /**

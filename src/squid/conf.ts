@@ -110,6 +110,7 @@ export interface SquidDerived {
   logfileRotate?: number;
   pidFile?: string;
   timeouts?: Record<string, number>;
+  maxStale?: number;
   squid: SquidSettings;
 }
 
@@ -217,6 +218,7 @@ function duration(l: SquidLine): number {
     minute: 60_000,
     hour: 3_600_000,
     day: 86_400_000,
+    week: 604_800_000,
   };
   if (!(u in scale)) bad(l, `unknown time unit "${unit}"`);
   return Math.round(Number(n) * scale[u]);
@@ -496,6 +498,9 @@ export function parseSquidConf(file: string): SquidDerived {
         break;
       case 'shutdown_lifetime':
         timeouts.shutdown = duration(l);
+        break;
+      case 'max_stale':
+        d.maxStale = duration(l);
         break;
       default:
         ignore(settings, l);

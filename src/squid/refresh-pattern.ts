@@ -6,6 +6,7 @@ import type { FreshnessRules, RefreshRule } from '../cache/freshness-rules.js';
 import type { RefreshPattern } from './conf.js';
 
 export function refreshPatternRules(patterns: RefreshPattern[], base: FreshnessRules): FreshnessRules {
+  const fallback = base.fallback;
   const compiled = patterns.map((p) => ({
     re: new RegExp(p.regex, p.ignoreCase ? 'i' : ''),
     rule: {
@@ -23,9 +24,9 @@ export function refreshPatternRules(patterns: RefreshPattern[], base: FreshnessR
       ignoreReload: p.options.includes('ignore-reload'),
       refreshIms: p.options.includes('refresh-ims'),
       maxStale: p.maxStale ?? 0,
+      disconnectedMaxStale: p.maxStale ?? fallback.disconnectedMaxStale,
     } satisfies RefreshRule,
   }));
-  const fallback = base.fallback;
   return {
     rule(url) {
       for (const p of compiled) if (p.re.test(url)) return p.rule;

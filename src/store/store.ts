@@ -42,8 +42,12 @@ export interface VaryIndex {
   variants: string[];
 }
 
-/** Bodies up to this size are stored inside the entry, so such a hit is a single read. */
-export const INLINE_MAX = 256 * 1024;
+/**
+ * Bodies up to this size are stored inside the entry, so such a hit is a single read. Workers keep decoded
+ * entries, inline bodies with them (lmdb/decoded-entries.ts): a small bound keeps that memory small, and
+ * larger bodies are read from the map chunk by chunk.
+ */
+export const INLINE_MAX = 16 * 1024;
 /** Body chunks are exactly this size (the last one shorter), so a range starts at a computable chunk. */
 export const CHUNK_SIZE = 256 * 1024;
 /** Variants kept per URL; the oldest goes first. */

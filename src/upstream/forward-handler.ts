@@ -7,6 +7,14 @@ import type { RawHeaders } from '../http/fields.js';
 import type { BodySink } from '../store/store.js';
 import type { Exchange, UpstreamError } from './upstream.js';
 
+/** The response's header section as undici received it, as strings. */
+function fields(controller: Dispatcher.DispatchController): RawHeaders {
+  const raw = controller.rawHeaders as Buffer[];
+  const strings: RawHeaders = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) strings[i] = raw[i].toString('latin1');
+  return strings;
+}
+
 export class ForwardHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private sink: BodySink | null = null;
@@ -32,11 +40,13 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number): void {
-    // 1xx interim responses are not forwarded (100 Continue is answered on the client link by us).
-    if (statusCode < 200) return;
-    const raw = controller.rawHeaders as Buffer[];
-    const strings: RawHeaders = new Array(raw.length);
-    for (let i = 0; i < raw.length; i++) strings[i] = raw[i].toString('latin1');
+    if (statusCode < 200) {
+      // Interim responses go to the caller as they come (RFC 9110 §15.2); 100 Continue is answered on the
+      // client's link by us, and 101 only ever follows an upgrade, which this handler does not make.
+      if (statusCode !== 100 && statusCode !== 101) this.exchange.onInterim?.(statusCode, fields(controller));
+      return;
+    }
+    const strings = fields(controller);
     try {
       this.sink = this.exchange.onHead(statusCode, strings);
     } catch {

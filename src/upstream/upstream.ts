@@ -29,6 +29,8 @@ export interface Exchange {
   onHead(status: number, raw: RawHeaders): BodySink;
   /** No response arrived, after the one retry an idempotent request may get. */
   onError(err: UpstreamError): void;
+  /** An interim (1xx) response arrived before the final one (RFC 9110 §15.2); never 100 or 101. */
+  onInterim?(status: number, raw: RawHeaders): void;
 }
 
 /** A running exchange: `abort` cuts it (the client went away). */

@@ -5,10 +5,10 @@
  * then the reply header rules apply (squid.conf's reply_header_access, via off), so what rules remove from
  * the wire is still known to the log and the counters.
  */
-import type { ServerResponse } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import { CACHE_NAME, formatCacheStatus } from '../cache/cache-status.js';
 import { closesConnection, errorBody, errorHeaders, type ProxyError } from '../http/errors.js';
-import type { RawHeaders } from '../http/fields.js';
+import { endToEndHeaders, type RawHeaders } from '../http/fields.js';
 import { hasRequestBody } from '../http/target.js';
 import type { Logger } from '../shared/logger.js';
 import { markClosing } from './closing.js';
@@ -45,6 +45,39 @@ export class Respond {
     txn.status = status;
     txn.fields = out;
     res.writeHead(status, out);
+  }
+
+  /**
+   * Relays an interim response (RFC 9110 §15.2) ahead of the final one: hop-by-hop fields removed, never to
+   * an HTTP/1.0 client (§15.2: it cannot tell them from the final answer), never once the final head is
+   * out. 103 goes through node's writeEarlyHints (which sends it only with a valid Link, the reason it
+   * exists), 102 through writeProcessing; other codes are written raw as node writes its own interim
+   * responses. Nothing of it reaches the cache: only the final response is ever stored.
+   */
+  interim(txn: Transaction, res: ServerResponse, status: number, raw: RawHeaders): void {
+    if (res.headersSent || res.destroyed || txn.req.httpVersion === '1.0') return;
+    const fields = endToEndHeaders(raw);
+    if (status === 102) return res.writeProcessing();
+    if (status === 103) {
+      const hints: Record<string, string | string[]> = {};
+      for (let i = 0; i < fields.length; i += 2) {
+        const name = fields[i].toLowerCase();
+        const prev = hints[name];
+        hints[name] = prev === undefined ? fields[i + 1] : [prev, fields[i + 1]].flat();
+      }
+      try {
+        res.writeEarlyHints(hints);
+      } catch (err) {
+        // A Link node will not send (invalid): the hints are dropped, the final answer still comes.
+        this.log.debug({ url: txn.url, err: (err as Error).message }, 'interim 103 not relayed');
+      }
+      return;
+    }
+    const writeRaw = (res as unknown as { _writeRaw?: (data: string, encoding: string) => void })._writeRaw;
+    if (typeof writeRaw !== 'function') return;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Informational'}\r\n`;
+    for (let i = 0; i < fields.length; i += 2) head += `${fields[i]}: ${fields[i + 1]}\r\n`;
+    writeRaw.call(res, `${head}\r\n`, 'latin1');
   }
 
   /** A whole answer of our own: header section and body (none for HEAD). */

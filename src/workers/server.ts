@@ -50,7 +50,11 @@ export interface ProxyOptions {
 
 export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}): ProxyServer {
   const via = viaEntry('1.1', config.visibleHostname, PRODUCT);
-  const heuristic = heuristicRules(config.heuristicFraction, config.heuristicMax / 1000);
+  const heuristic = heuristicRules(
+    config.heuristicFraction,
+    config.heuristicMax / 1000,
+    config.maxStale / 1000,
+  );
   const { access, headerRules, freshness } = plugins(config, via, heuristic);
   const respond = new Respond(config.visibleHostname, via, headerRules, log);
   const stores =
@@ -73,13 +77,14 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
   const cache: CacheContext = {
     stores,
     upstream,
-    collapse: new Collapse(),
+    collapse: new Collapse(config.hitForMiss),
     rules: freshness,
     respond,
     log,
     maxObjectSize: config.maxObjectSize,
     minObjectSize: config.minObjectSize,
     keyHeaders: config.cacheKeyHeaders,
+    setCookie: config.setCookie,
     claimTtlMs: config.timeouts.response + config.timeouts.read,
     upstreamRequest: upstreamRequestBuilder(config, headerRules),
   };

@@ -115,14 +115,61 @@ describe('RFC 9111 §3 storing', () => {
     assert.match(status(await get(e503)), /hit/);
   });
 
+  it('stores any final status with explicit freshness (§3), and refetches it once stale', async () => {
+    for (const code of [299, 499, 599]) {
+      const url = route((_q, res, n) => {
+        res.writeHead(code, { 'Cache-Control': 'max-age=60' });
+        res.end(`status ${code} #${n}`);
+      });
+      await prime(url);
+      const r = await get(url);
+      assert.equal(r.status, code);
+      assert.match(status(r), /hit/, String(code));
+      assert.equal(r.body.toString(), `status ${code} #1`);
+    }
+    const stale = route((_q, res, n) => {
+      res.writeHead(599, { 'Cache-Control': 'max-age=0' });
+      res.end(`stale #${n}`);
+    });
+    await prime(stale);
+    const again = await get(stale);
+    assert.match(status(again), /fwd=stale; fwd-status=599/);
+    assert.equal(again.body.toString(), 'stale #2');
+  });
+
+  it('does not store a status it does not understand under must-understand (§5.2.2.3)', async () => {
+    const url = route(reply({ 'Cache-Control': 'max-age=60, must-understand' }));
+    const odd = route((_q, res, n) => {
+      res.writeHead(299, { 'Cache-Control': 'no-store, must-understand, max-age=60' });
+      res.end(`odd ${n}`);
+    });
+    assert.match(status(await get(odd)), /not stored: status/);
+    await get(odd);
+    assert.equal(hits(odd), 2);
+    await prime(url);
+    assert.match(status(await get(url)), /hit/);
+  });
+
   it('never stores no-store or private responses (§5.2.2.5, §5.2.2.7)', async () => {
-    for (const cc of ['no-store', 'private', 'private="X-User", max-age=60', 'max-age=60, no-store']) {
+    for (const cc of ['no-store', 'private', 'private, max-age=60', 'max-age=60, no-store']) {
       const url = route(reply({ 'Cache-Control': cc }));
       const r = await get(url);
       assert.match(status(r), /fwd=uri-miss; fwd-status=200; detail="not stored: (no-store|private)"/, cc);
       await get(url);
       assert.equal(hits(url), 2, cc);
     }
+  });
+
+  it('stores a response with qualified private, without the fields it names (§5.2.2.7)', async () => {
+    const url = route(
+      reply({ 'Cache-Control': 'private="X-User", max-age=60', 'X-User': 'alice', 'X-Other': 'kept' }),
+    );
+    const first = await prime(url);
+    assert.equal(first.headers['x-user'], 'alice');
+    const hit = await get(url);
+    assert.match(status(hit), /hit/);
+    assert.equal(hit.headers['x-user'], undefined);
+    assert.equal(hit.headers['x-other'], 'kept');
   });
 
   it('stores no-store with must-understand for an understood status (§5.2.2.3)', async () => {
@@ -144,17 +191,75 @@ describe('RFC 9111 §3 storing', () => {
     }
   });
 
-  it('stores Set-Cookie responses only when marked for shared caches, and never the cookie itself', async () => {
-    const implicit = route(reply({ 'Cache-Control': 'max-age=60', 'Set-Cookie': 'sid=1' }));
-    await get(implicit);
-    await get(implicit);
-    assert.equal(hits(implicit), 2);
-    const pub = route(reply({ 'Cache-Control': 'public, max-age=60', 'Set-Cookie': 'sid=1' }));
-    const first = await prime(pub);
-    assert.equal(first.headers['set-cookie']?.[0], 'sid=1');
-    const second = await get(pub);
+  it('forward mode strips Set-Cookie as Squid does: the response is stored and reused without it (RFC 9111 §3.1, §7.3)', async () => {
+    const url = route(reply({ 'Cache-Control': 'max-age=60', 'Set-Cookie': 'sid=1' }));
+    const first = await prime(url);
+    assert.equal(
+      first.headers['set-cookie']?.[0],
+      'sid=1',
+      'the client that caused the fetch gets its cookie',
+    );
+    const second = await get(url);
     assert.match(status(second), /hit/);
     assert.equal(second.headers['set-cookie'], undefined);
+    assert.equal(hits(url), 1);
+  });
+
+  it('setCookie pass never stores a response that sets a cookie (Varnish)', async () => {
+    const pass = await startCuttle({ workers: 1, args: ['--set-cookie', 'pass'] });
+    try {
+      const url = route(reply({ 'Cache-Control': 'public, max-age=60', 'Set-Cookie': 'sid=2' }));
+      const r = await viaProxy(pass.port, url, { agent: false });
+      assert.match(status(r), /not stored: set-cookie/);
+      await viaProxy(pass.port, url, { agent: false });
+      assert.equal(hits(url), 2);
+    } finally {
+      await pass.stop();
+    }
+  });
+
+  it('an edge (--origin) stores Set-Cookie with an explicitly cacheable response and serves it; no-cache= and private= keep the field out (§5.2.2.4, §5.2.2.7)', async () => {
+    const edge = await startCuttle({ workers: 1, args: ['--origin', origin.url] });
+    const at = (url: string, headers: Record<string, string> = {}) =>
+      viaProxy(edge.port, new URL(url).pathname, { agent: false, headers });
+    const primeEdge = async (url: string) => {
+      await at(url);
+      await waitStored(edge.cacheDir, `${new URL(url).origin}${new URL(url).pathname}`).catch(() => {});
+    };
+    try {
+      const explicit = route(reply({ 'Cache-Control': 'max-age=60', 'Set-Cookie': 'sid=3' }));
+      await primeEdge(explicit);
+      const hit = await at(explicit);
+      assert.match(status(hit), /hit/);
+      assert.equal(hit.headers['set-cookie']?.[0], 'sid=3');
+      // Heuristic freshness is not an explicit "this is for everyone": not stored under store.
+      const lm = new Date(Date.now() - 86400_000).toUTCString();
+      const implicit = route(reply({ 'Last-Modified': lm, 'Set-Cookie': 'sid=4' }));
+      assert.match(status(await at(implicit)), /not stored: set-cookie/);
+      for (const cc of ['max-age=60, no-cache="Set-Cookie"', 'public, max-age=60, private="Set-Cookie"']) {
+        const url = route(reply({ 'Cache-Control': cc, 'Set-Cookie': 'sid=5' }));
+        await primeEdge(url);
+        const r = await at(url, { 'Cache-Control': 'max-stale' });
+        assert.equal(r.headers['set-cookie'], undefined, cc);
+        // Both reuse the stored response, without the field (no revalidation is needed to leave it out).
+        assert.equal(hits(url), 1, cc);
+      }
+      // A 304's Set-Cookie replaces the stored one, like any field (§3.2).
+      const revalidated = route((q, res, n) => {
+        if (q.headers['if-none-match'] === '"c1"') {
+          res.writeHead(304, { ETag: '"c1"', 'Cache-Control': 'max-age=60', 'Set-Cookie': 'sid=new' });
+          return res.end();
+        }
+        res.writeHead(200, { ETag: '"c1"', 'Cache-Control': 'max-age=0', 'Set-Cookie': `sid=old${n}` });
+        res.end('body');
+      });
+      await primeEdge(revalidated);
+      const after304 = await at(revalidated);
+      assert.match(status(after304), /fwd=stale; fwd-status=304/);
+      assert.equal(after304.headers['set-cookie']?.[0], 'sid=new');
+    } finally {
+      await edge.stop();
+    }
   });
 
   it('never stores Vary: *', async () => {
@@ -183,6 +288,24 @@ describe('RFC 9111 §4.2 freshness', () => {
     const url = route(reply({ 'Cache-Control': 's-maxage=60, max-age=0' }));
     await prime(url);
     assert.match(status(await get(url)), /hit/);
+  });
+
+  it('reads an Expires whose names are in another case (RFC 9110 §5.6.7)', async () => {
+    const url = route(reply({ Expires: 'thu, 01 JAN 2099 00:00:00 gmt' }));
+    await prime(url);
+    assert.match(status(await get(url)), /hit/);
+  });
+
+  it('gives heuristic freshness to a 302 marked public (§4.2.2)', async () => {
+    const lm = new Date(Date.now() - 10 * 86400_000).toUTCString();
+    const url = route((_q, res) => {
+      res.writeHead(302, { Location: '/elsewhere', 'Cache-Control': 'public', 'Last-Modified': lm });
+      res.end();
+    });
+    await prime(url);
+    const r = await get(url);
+    assert.equal(r.status, 302);
+    assert.match(status(r), /hit/);
   });
 
   it('prefers max-age over Expires', async () => {
@@ -353,6 +476,17 @@ describe('RFC 9111 §5.2.2 response directives and §4.3 validation', () => {
     assert.equal(hit.headers['x-public'], 'p');
   });
 
+  it('evaluates If-Modified-Since against the stored Date when there is no Last-Modified (§4.3.2)', async () => {
+    const date = new Date(Date.now() - 3600_000).toUTCString();
+    const url = route(reply({ Date: date, 'Cache-Control': 'max-age=7200' }));
+    await prime(url);
+    const same = await get(url, { 'If-Modified-Since': date });
+    assert.equal(same.status, 304);
+    const before = await get(url, { 'If-Modified-Since': new Date(Date.now() - 7200_000).toUTCString() });
+    assert.equal(before.status, 200);
+    assert.equal(hits(url), 1);
+  });
+
   it("answers a client's own If-None-Match and If-Modified-Since with 304 from a fresh entry (§4.3.2)", async () => {
     const url = route(
       reply({
@@ -457,6 +591,53 @@ describe('RFC 5861', () => {
     assert.equal(r.body.toString(), 'remembered');
     const strict = await get(url, {});
     assert.equal(strict.status, 200);
+  });
+
+  it('serves a stale response when the origin cannot be reached, as Squid does (RFC 9111 §4.2.4)', async () => {
+    // The first answer is stored already stale; every later connection is cut before any answer.
+    const cut = (cc: string) =>
+      route((q, res, n) => {
+        if (n > 1) return q.socket.destroy();
+        res.writeHead(200, { 'Cache-Control': cc, ETag: '"d1"' });
+        res.end('kept');
+      });
+    const allowed = cut('max-age=0');
+    await prime(allowed);
+    const r = await get(allowed);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'kept');
+    assert.match(status(r), /fwd=stale; detail="origin unreachable"/);
+    // §4.2.4 forbids it for must-revalidate, proxy-revalidate, s-maxage (§5.2.2.10) and no-cache.
+    for (const cc of [
+      'max-age=0, must-revalidate',
+      'max-age=0, proxy-revalidate',
+      's-maxage=0',
+      'no-cache',
+    ]) {
+      const url = cut(cc);
+      await prime(url);
+      const denied = await get(url);
+      assert.equal(denied.status, 502, cc);
+      // Squid's name for a connection closed before any answer.
+      assert.equal(denied.headers['x-squid-error'], 'ERR_ZERO_SIZE_OBJECT', cc);
+    }
+  });
+
+  it('serves stale on an unreachable origin only within maxStale (max_stale)', async () => {
+    const strict = await startCuttle({ workers: 1, config: { maxStale: '0s' } });
+    try {
+      const url = route((q, res, n) => {
+        if (n > 1) return q.socket.destroy();
+        res.writeHead(200, { 'Cache-Control': 'max-age=0', Age: '5', ETag: '"m1"' });
+        res.end('too old');
+      });
+      await viaProxy(strict.port, url, { agent: false });
+      await waitStored(strict.cacheDir, url);
+      const r = await viaProxy(strict.port, url, { agent: false });
+      assert.equal(r.status, 502);
+    } finally {
+      await strict.stop();
+    }
   });
 
   it('stale-while-revalidate serves stale at once and revalidates once in the background', async () => {
@@ -573,6 +754,40 @@ describe('collapsed forwarding', () => {
       assert.match(r.body.toString(), /^late \d$/);
     } finally {
       await one.stop();
+    }
+  });
+
+  it('remembers a response that was not storable: the next wave goes to the origin at once (hit-for-miss)', async () => {
+    const wave = async (port: number, url: string) =>
+      Promise.all(Array.from({ length: 5 }, () => viaProxy(port, url, { agent: false })));
+    const withWindow = await startCuttle({ workers: 1 });
+    const without = await startCuttle({ workers: 1, args: ['--hit-for-miss', '0'] });
+    try {
+      for (const [c, expected] of [
+        [withWindow, 5],
+        [without, 4],
+      ] as const) {
+        // The origin answers only once it has seen every request it is going to see together.
+        let inFlight = 0;
+        let most = 0;
+        const url = route((_q, res, n) => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          setTimeout(() => {
+            inFlight--;
+            res.writeHead(200, { 'Cache-Control': 'no-store' });
+            res.end(`private ${n}`);
+          }, 300);
+        });
+        await viaProxy(c.port, url, { agent: false });
+        most = 0;
+        for (const r of await wave(c.port, url)) assert.equal(r.status, 200);
+        // With the window all five reach the origin together; without it, four wait for the first's head.
+        assert.equal(most, expected, `--hit-for-miss ${c === without ? '0' : 'default'}`);
+      }
+    } finally {
+      await withWindow.stop();
+      await without.stop();
     }
   });
 

@@ -10,8 +10,10 @@ import {
   parseHttpDate,
   requestDirectives,
   reuse,
+  type SetCookiePolicy,
   storability,
   storedPolicy,
+  unstoredFields,
   updateHeaders,
   varyKey,
 } from '../../src/cache/policy.js';
@@ -25,6 +27,11 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
     assert.equal(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT'), t);
     assert.equal(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT'), t);
     assert.equal(parseHttpDate('Sun Nov  6 08:49:37 1994'), t);
+    // §5.6.7 robustness: names in any case.
+    assert.equal(parseHttpDate('sun, 06 NOV 1994 08:49:37 gmt'), t);
+    assert.equal(parseHttpDate('SUNDAY, 06-nov-94 08:49:37 Gmt'), t);
+    assert.equal(parseHttpDate('sun nov  6 08:49:37 1994'), t);
+    assert.equal(parseHttpDate('Sun, 06 Nox 1994 08:49:37 GMT'), null);
     for (const bad of [
       '0',
       '-1',
@@ -48,6 +55,23 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
     assert.equal(parseAge('-5'), 0);
     assert.equal(parseAge('1.5'), 0);
     assert.equal(parseAge(undefined), 0);
+  });
+
+  it('gives heuristic freshness to every heuristically cacheable status, and to any with public (RFC 9110 §15.1, RFC 9111 §4.2.2)', () => {
+    const date = new Date(T * 1000).toUTCString();
+    const lm = new Date((T - 1000) * 1000).toUTCString();
+    const info = (status: number) => ({
+      status,
+      headers: ['Date', date, 'Last-Modified', lm],
+      requestTime: T,
+      responseTime: T,
+    });
+    for (const code of [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501])
+      assert.equal(freshnessLifetime(info(code), new Map(), H), 100, String(code));
+    for (const code of [201, 302, 307, 403, 500, 503, 599]) {
+      assert.equal(freshnessLifetime(info(code), new Map(), H), 0, String(code));
+      assert.equal(freshnessLifetime(info(code), parseCacheControl('public'), H), 100, `${code} public`);
+    }
   });
 
   it('computes freshness: s-maxage, max-age, Expires − Date, then a capped heuristic (§4.2.1, §4.2.2)', () => {
@@ -121,6 +145,14 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
     assert.equal(s(200, 'max-age=60', ['Authorization', 'x']), 'authorization');
     assert.equal(s(200, 'max-age=60', [], ['Vary', 'Accept, *']), 'vary-star');
     assert.equal(s(206, 'max-age=60'), 'status');
+    // §3: any final status with explicit freshness; §5.2.2.3 must-understand limits that to known codes.
+    for (const code of [299, 499, 599]) {
+      assert.equal(s(code, 'max-age=60'), null, String(code));
+      assert.equal(s(code, ''), 'no freshness', String(code));
+      assert.equal(s(code, 'max-age=60, must-understand'), 'status', String(code));
+      assert.equal(s(code, 'no-store, must-understand, max-age=60'), 'status', String(code));
+    }
+    assert.equal(s(304, 'max-age=60'), 'status');
     assert.equal(
       storability(
         { method: 'POST', headers: [], directives: requestDirectives([]) },
@@ -130,6 +162,28 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
       ),
       'method',
     );
+  });
+
+  it('applies the Set-Cookie policy: store only when explicitly cacheable, strip, pass (RFC 9111 §3.1, §7.3)', () => {
+    const s = (cc: string, setCookie: SetCookiePolicy, targeted = false) =>
+      storability(
+        { method: 'GET', headers: [], directives: requestDirectives([]) },
+        200,
+        ['Set-Cookie', 'a=1', 'Last-Modified', 'Mon, 01 Jan 2024 00:00:00 GMT'],
+        parseCacheControl(cc),
+        { setCookie, targeted },
+      );
+    for (const cc of ['public', 's-maxage=60', 'max-age=60']) assert.equal(s(cc, 'store'), null, cc);
+    assert.equal(s('', 'store', true), null, 'CDN-Cache-Control addresses us');
+    assert.equal(s('', 'store'), 'set-cookie');
+    assert.equal(s('', 'strip'), null);
+    assert.equal(s('public, max-age=60', 'pass'), 'set-cookie');
+    assert.deepEqual([...unstoredFields(parseCacheControl('max-age=60'), 'store')], []);
+    assert.deepEqual([...unstoredFields(parseCacheControl('max-age=60'), 'strip')], ['set-cookie']);
+    assert.deepEqual([...unstoredFields(parseCacheControl('private="X-A, set-cookie"'), 'store')].sort(), [
+      'set-cookie',
+      'x-a',
+    ]);
   });
 
   it('decides reuse from age and directives (§4.2.4, §5.2.1, RFC 5861)', () => {
@@ -156,19 +210,43 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
   });
 
   it('matches client conditionals with weak comparison (RFC 9110 §13.1)', () => {
-    assert.equal(clientConditionalMatches(['If-None-Match', 'W/"a"'], '"a"', null), true);
+    const stored = (etag: string | undefined, lastModified: number | null, headers: string[] = []) => ({
+      etag,
+      lastModified,
+      headers,
+      responseTime: 784111777,
+    });
+    assert.equal(clientConditionalMatches(['If-None-Match', 'W/"a"'], stored('"a"', null)), true);
     assert.equal(
       clientConditionalMatches(
         ['If-None-Match', '"b"', 'If-Modified-Since', 'Sun, 06 Nov 2094 08:49:37 GMT'],
-        '"a"',
-        0,
+        stored('"a"', 0),
       ),
       false,
     );
     assert.equal(
-      clientConditionalMatches(['If-Modified-Since', 'Sun, 06 Nov 1994 08:49:37 GMT'], undefined, 784111777),
+      clientConditionalMatches(
+        ['If-Modified-Since', 'Sun, 06 Nov 1994 08:49:37 GMT'],
+        stored(undefined, 784111777),
+      ),
       true,
     );
+  });
+
+  it('evaluates If-Modified-Since against the stored Date when there is no Last-Modified (RFC 9111 §4.3.2)', () => {
+    const ims = (since: string, headers: string[]) =>
+      clientConditionalMatches(['If-Modified-Since', since], {
+        etag: undefined,
+        lastModified: null,
+        headers,
+        responseTime: Date.UTC(2024, 0, 10, 12) / 1000,
+      });
+    const date = ['Date', 'Wed, 10 Jan 2024 10:00:00 GMT'];
+    assert.equal(ims('Wed, 10 Jan 2024 10:00:00 GMT', date), true);
+    assert.equal(ims('Wed, 10 Jan 2024 09:59:59 GMT', date), false);
+    // No Date either: the time the response was received (12:00).
+    assert.equal(ims('Wed, 10 Jan 2024 11:00:00 GMT', []), false);
+    assert.equal(ims('Wed, 10 Jan 2024 12:00:00 GMT', []), true);
   });
 
   it('updates stored headers from a 304 but keeps the representation metadata (§3.2)', () => {

@@ -58,6 +58,7 @@ workers 3
 visible_hostname edge1
 connect_timeout 5 seconds
 shutdown_lifetime 1 minute
+max_stale 2 weeks
 http_access allow all
 `),
     );
@@ -71,6 +72,7 @@ http_access allow all
     assert.equal(d.workers, 3);
     assert.equal(d.visibleHostname, 'edge1');
     assert.deepEqual(d.timeouts, { connect: 5000, shutdown: 60_000 });
+    assert.equal(d.maxStale, 14 * 86_400_000);
   });
 
   it('names file and line for a malformed supported directive', () => {

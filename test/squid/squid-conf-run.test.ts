@@ -46,6 +46,13 @@ describe("--squid-conf with Debian's stock directives", () => {
     assert.match(r.body.toString(), /http_access denies GET/);
   });
 
+  it('refuses PURGE, even from localhost, when no acl of type method names it (as Squid)', async () => {
+    const r = await viaProxy(cuttle.port, `${origin.url}/a`, { method: 'PURGE' });
+    assert.equal(r.status, 403);
+    assert.equal(r.headers['x-squid-error'], 'ERR_ACCESS_DENIED');
+    assert.match(r.body.toString(), /PURGE is not enabled/);
+  });
+
   it('denies ports outside Safe_ports, and CONNECT outside SSL_ports', async () => {
     const r = await viaProxy(cuttle.port, 'http://127.0.0.1:25/');
     assert.equal(r.status, 403);

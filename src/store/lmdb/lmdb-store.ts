@@ -21,6 +21,7 @@ import { variantKey } from '../variant-key.js';
 import { LmdbAdmission } from './admission.js';
 import { LmdbBodyWriter } from './body-writer.js';
 import { LmdbClaims } from './claims.js';
+import { DecodedEntries } from './decoded-entries.js';
 import { type CacheEnv, dropEntry, openCacheEnv } from './layout.js';
 import { LmdbRecency } from './recency.js';
 import { type WriteFailed, writeFailureReporter } from './write-failed.js';
@@ -29,6 +30,7 @@ const SNAPSHOT_MAX_AGE_MS = 100;
 
 export class LmdbStore implements CacheStore {
   private readonly snapshotTimer: NodeJS.Timeout;
+  private readonly decoded: DecodedEntries;
 
   constructor(
     readonly env: CacheEnv,
@@ -39,6 +41,7 @@ export class LmdbStore implements CacheStore {
     // other workers' commits show up and LMDB can reuse freed pages.
     this.snapshotTimer = setInterval(() => this.env.root.resetReadTxn(), SNAPSHOT_MAX_AGE_MS);
     this.snapshotTimer.unref();
+    this.decoded = new DecodedEntries(env.entries);
   }
 
   lookup(url: string, reqHeaders: RawHeaders): Lookup {
@@ -56,10 +59,10 @@ export class LmdbStore implements CacheStore {
    * the second read costs microseconds.
    */
   private fresh(key: string): StoredEntry | VaryIndex | undefined {
-    const rec = this.env.entries.get(key);
+    const rec = this.decoded.get(key);
     if (rec !== undefined) return rec;
     this.env.root.resetReadTxn();
-    return this.env.entries.get(key);
+    return this.decoded.get(key);
   }
 
   bodyComplete(e: StoredEntry): boolean {
