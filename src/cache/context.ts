@@ -21,6 +21,8 @@ export interface CacheContext {
   keyHeaders: readonly string[];
   /** What to do with responses that set cookies (RFC 9111 §3.1, §7.3). */
   setCookie: SetCookiePolicy;
+  /** Show Surrogate-Key / Cache-Tag to clients (by default they are for this cache only). */
+  keepTagHeaders: boolean;
   /** How long a background revalidation's claim holds before another worker may presume it dead. */
   claimTtlMs: number;
   /** The request to send upstream for a transaction: built only when one is sent, so a hit never pays. */

@@ -30,8 +30,8 @@ import {
   unstoredFields,
   varyNames,
 } from './policy.js';
+import { responseTags, TAG_FIELDS, withoutTagFields } from './tags.js';
 
-// Set-Cookie belongs to the client whose request fetched the response, never to later ones.
 /** Never stored as received: Age is computed at delivery, Content-Length is set from the stored body. */
 const NOT_STORED_FIELDS = new Set(['age', 'content-length']);
 
@@ -109,7 +109,7 @@ function entryFrom(
   const unstored = unstoredFields(cc, cx.setCookie);
   const headers = filterFields(
     responseHeaders(info.headers, cx.respond.via),
-    (n) => !NOT_STORED_FIELDS.has(n) && !unstored.has(n),
+    (n) => !NOT_STORED_FIELDS.has(n) && !unstored.has(n) && (cx.keepTagHeaders || !TAG_FIELDS.has(n)),
   );
   // RFC 9110 §6.6.1: a response stored without Date gets the time it was received.
   if (fieldValue(info.headers, 'date') === undefined)
@@ -130,6 +130,7 @@ function entryFrom(
     size: 0,
     chunks: 0,
     body: null,
+    tags: responseTags(info.headers),
   };
 }
 
@@ -159,7 +160,8 @@ export function toClient(
   cs.fwdStatus = status;
   txn.upstreamStatus = status;
   const tee = storing(cx, storingRequest(txn), status, raw, requestTime, cs);
-  cx.respond.head(txn, res, status, responseHeaders(raw, cx.respond.via));
+  const out = responseHeaders(raw, cx.respond.via);
+  cx.respond.head(txn, res, status, cx.keepTagHeaders ? out : withoutTagFields(out));
   const client = new ClientSink(res);
   if (tee === null) {
     if (txn.method === 'GET') cx.collapse.notStorable(txn.key);

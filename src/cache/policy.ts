@@ -3,6 +3,8 @@
  * Nothing here touches the store or the network, so every rule can be tested on its own.
  */
 
+import { parseDictionary } from 'structured-headers';
+import { normalizeAcceptLanguage } from '../http/accept-language.js';
 import { fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
 
 export type Directives = Map<string, string | true>;
@@ -110,10 +112,58 @@ export interface HeuristicOptions {
 export function responseDirectives(headers: RawHeaders): { cc: Directives; targeted: boolean } {
   const cdn = fieldValue(headers, 'cdn-cache-control');
   if (cdn !== undefined) {
-    const parsed = parseCacheControl(cdn);
-    if (parsed.size > 0) return { cc: parsed, targeted: true };
+    const parsed = parseCdnCacheControl(cdn);
+    if (parsed !== null && parsed.size > 0) return { cc: parsed, targeted: true };
   }
   return { cc: parseCacheControl(fieldValue(headers, 'cache-control')), targeted: false };
+}
+
+/** Directives whose CDN-Cache-Control value is an sf-integer of delta-seconds (RFC 9213 §2.1). */
+const INTEGER_DIRECTIVES = new Set(['max-age', 's-maxage', 'stale-while-revalidate', 'stale-if-error']);
+/** Directives that name fields: true, or an inner list of strings (the field names). */
+const FIELD_LIST_DIRECTIVES = new Set(['no-cache', 'private']);
+/** Directives that are flags: an sf-boolean (`?0` means absent). */
+const FLAG_DIRECTIVES = new Set([
+  'no-store',
+  'public',
+  'must-revalidate',
+  'proxy-revalidate',
+  'must-understand',
+  'no-transform',
+  'immutable',
+]);
+// The parser reads 60.0 as the number 60; a decimal is the wrong type for these all the same.
+const DECIMAL_FOR_INTEGER = /(?:^|,)\s*(?:max-age|s-maxage|stale-while-revalidate|stale-if-error)=-?\d+\.\d/;
+
+/**
+ * RFC 9213 §2.1: CDN-Cache-Control is a Structured Field Dictionary (RFC 8941). A value that does not parse
+ * as one, or that gives a directive this cache knows a value of the wrong type, makes the whole field
+ * ignored (null). Unknown directives are ignored, whatever their type.
+ */
+export function parseCdnCacheControl(value: string): Directives | null {
+  let dict: ReturnType<typeof parseDictionary>;
+  try {
+    dict = parseDictionary(value);
+  } catch {
+    return null;
+  }
+  if (DECIMAL_FOR_INTEGER.test(value)) return null;
+  const out: Directives = new Map();
+  for (const [name, [item]] of dict) {
+    if (INTEGER_DIRECTIVES.has(name)) {
+      if (typeof item !== 'number' || !Number.isInteger(item) || item < 0) return null;
+      out.set(name, String(item));
+    } else if (FLAG_DIRECTIVES.has(name)) {
+      if (typeof item !== 'boolean') return null;
+      if (item) out.set(name, true);
+    } else if (FIELD_LIST_DIRECTIVES.has(name)) {
+      if (item === true) out.set(name, true);
+      else if (Array.isArray(item) && item.every(([f]) => typeof f === 'string'))
+        out.set(name, item.map(([f]) => f as string).join(', '));
+      else if (item !== false) return null;
+    }
+  }
+  return out;
 }
 
 /**
@@ -358,19 +408,21 @@ export function staleWhenDisconnectedAllows(policy: StoredPolicy, staleness: num
 }
 
 /** Fields whose list order carries no meaning once q-values are considered, so variants sort them. */
-const UNORDERED_LISTS = new Set(['accept-encoding', 'accept-language', 'accept', 'accept-charset']);
-const CASE_INSENSITIVE = new Set(['accept-encoding', 'accept-charset', 'accept-language']);
+const UNORDERED_LISTS = new Set(['accept-encoding', 'accept', 'accept-charset']);
+const CASE_INSENSITIVE = new Set(['accept-encoding', 'accept-charset']);
 
 /**
  * RFC 9111 §4.1: the secondary key from the request's values of the stored Vary fields, normalised so that
  * semantically equal values match: whitespace folded, case folded where the field is case-insensitive, and
- * list members sorted where their order is meaningless.
+ * list members sorted where their order is meaningless; Accept-Language ordered by weight (RFC 9110
+ * §12.5.4).
  */
 export function varyKey(varyNames: readonly string[], reqHeaders: RawHeaders): string {
   let key = '';
   for (const name of varyNames) {
     let v = fieldValue(reqHeaders, name);
-    if (v !== undefined) {
+    if (v !== undefined && name === 'accept-language') v = normalizeAcceptLanguage(v);
+    else if (v !== undefined) {
       if (CASE_INSENSITIVE.has(name)) v = v.toLowerCase();
       const members = v
         .split(',')
@@ -431,6 +483,21 @@ export function clientConditionalMatches(reqHeaders: RawHeaders, stored: StoredV
   const modified =
     stored.lastModified ?? parseHttpDate(fieldValue(stored.headers, 'date')) ?? stored.responseTime;
   return modified <= ims;
+}
+
+/**
+ * RFC 9111 §4.3.5: does a 200 answer to HEAD describe the stored GET response? Every validator it carries
+ * (ETag, Last-Modified) must match the stored one's, and so must its Content-Length if it has one. Then
+ * the stored response is updated from it as from a 304; otherwise the stored response is to be taken as
+ * stale.
+ */
+export function headResponseMatches(head: RawHeaders, stored: StoredValidators): boolean {
+  const etag = fieldValue(head, 'etag');
+  if (etag !== undefined && etag !== stored.etag) return false;
+  const lm = fieldValue(head, 'last-modified');
+  if (lm !== undefined && parseHttpDate(lm) !== stored.lastModified) return false;
+  const length = fieldValue(head, 'content-length');
+  return length === undefined || length === fieldValue(stored.headers, 'content-length');
 }
 
 /** RFC 9110 §15.4.5: the fields a 304 carries from the stored response. */

@@ -6,7 +6,7 @@
 import type { ServerResponse } from 'node:http';
 import { upstreamError } from '../http/errors.js';
 import { endToEndHeaders, fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
-import type { StoredEntry } from '../store/store.js';
+import { type StoredEntry, staleNow } from '../store/store.js';
 import { NULL_SINK } from '../upstream/sinks.js';
 import type { UpstreamRequest } from '../upstream/upstream.js';
 import type { Transaction } from '../workers/transaction.js';
@@ -18,6 +18,7 @@ import {
   currentAge,
   formatHttpDate,
   freshnessLifetime,
+  headResponseMatches,
   initialAge,
   noCacheFields,
   parseHttpDate,
@@ -124,6 +125,13 @@ export function revalidate(
           serveStale(status, 'stale-if-error');
           return NULL_SINK;
         }
+        // §4.3.5: a 200 to HEAD updates the stored GET when it describes the same response, and makes it
+        // stale when it does not.
+        if (txn.method === 'HEAD' && status === 200)
+          void cx.stores.store.update(
+            key,
+            headResponseMatches(raw, e) ? freshened(cx, e, raw, requestTime) : staleNow(e),
+          );
         txn.outcome = fwd === 'stale' ? 'refresh-modified' : 'client-refresh';
         return toClient(cx, txn, res, status, raw, requestTime, release);
       },

@@ -74,6 +74,8 @@ export interface Config {
    * `strip`.
    */
   setCookie: SetCookiePolicy;
+  /** Pass Surrogate-Key and Cache-Tag on to clients; by default they are the cache's and removed. */
+  keepTagHeaders: boolean;
   /** RFC 9111 §4.2.2 heuristic freshness: fraction of the time since Last-Modified, capped. */
   heuristicFraction: number;
   heuristicMax: number;
@@ -128,6 +130,7 @@ export const DEFAULTS: Config = {
   hitForMiss: 120_000,
   maxStale: 7 * 86_400_000,
   setCookie: 'strip',
+  keepTagHeaders: false,
   heuristicFraction: 0.1,
   heuristicMax: 86_400_000,
   sweepInterval: 5000,
@@ -173,6 +176,10 @@ export const FLAGS = {
   'set-cookie': {
     type: 'string',
     help: 'responses that set cookies: store (kept and served, for explicitly cacheable ones), strip (stored without the cookie, as Squid) or pass (never stored) (default: store with --origin, else strip)',
+  },
+  'keep-tag-headers': {
+    type: 'boolean',
+    help: 'pass Surrogate-Key and Cache-Tag response fields on to clients (by default they are removed)',
   },
   'hit-for-miss': {
     type: 'string',
@@ -248,6 +255,7 @@ export function loadConfig(argv: string[]): CliRequest {
     cacheKeyHeaders: (values['cache-key-headers'] as string[] | undefined)?.flatMap((v) => v.split(',')),
     hitForMiss: values['hit-for-miss'],
     setCookie: values['set-cookie'],
+    keepTagHeaders: values['keep-tag-headers'],
     origin: values.origin,
     logLevel: values['log-level'],
     accessLog: values['access-log'],
@@ -366,6 +374,10 @@ function validate(input: Record<string, unknown>, where: string): Config {
   }
   if (v.hitForMiss !== undefined) c.hitForMiss = converted(where, 'hitForMiss', v.hitForMiss, parseDuration);
   if (v.maxStale !== undefined) c.maxStale = converted(where, 'maxStale', v.maxStale, parseDuration);
+  if (v.keepTagHeaders !== undefined) {
+    if (typeof v.keepTagHeaders !== 'boolean') fail(where, 'keepTagHeaders', 'expected true or false');
+    c.keepTagHeaders = v.keepTagHeaders;
+  }
   if (v.setCookie !== undefined) {
     if (!SET_COOKIE_POLICIES.includes(v.setCookie as SetCookiePolicy))
       fail(where, 'setCookie', `expected one of ${SET_COOKIE_POLICIES.join(', ')}`);

@@ -16,9 +16,10 @@ import {
   type StoredEntry,
   type StoreSummary,
   type Stores,
+  staleNow,
   type VaryIndex,
 } from './store.js';
-import { variantKey } from './variant-key.js';
+import { languageVariant, variantKey } from './variant-key.js';
 
 class MemoryBodyWriter implements BodyWriter {
   size = 0;
@@ -52,7 +53,12 @@ export class MemoryStore implements CacheStore {
     if (rec.kind === 'entry') return { entry: rec, key: url };
     const key = variantKey(url, rec.names, reqHeaders);
     const entry = this.records.get(key);
-    return entry?.kind === 'entry' ? { entry, key } : { miss: 'vary-miss' };
+    if (entry?.kind === 'entry') return { entry, key };
+    const byLanguage = languageVariant(rec.names, reqHeaders, rec.variants, (k) => {
+      const r = this.records.get(k);
+      return r?.kind === 'entry' ? r : undefined;
+    });
+    return byLanguage ?? { miss: 'vary-miss' };
   }
 
   bodyComplete(e: StoredEntry): boolean {
@@ -139,6 +145,26 @@ export class MemoryStore implements CacheStore {
 
   async invalidate(url: string): Promise<boolean> {
     return this.drop(url);
+  }
+
+  async purge(what: { urls?: string[]; tags?: string[] }, soft: boolean): Promise<number> {
+    const keys = new Set<string>();
+    for (const url of what.urls ?? []) {
+      const rec = this.records.get(url);
+      if (rec?.kind === 'entry') keys.add(url);
+      else if (rec?.kind === 'vary') for (const v of rec.variants) if (this.records.has(v)) keys.add(v);
+    }
+    const tags = new Set(what.tags ?? []);
+    if (tags.size > 0)
+      for (const [key, rec] of this.records)
+        if (rec.kind === 'entry' && rec.tags?.some((t) => tags.has(t))) keys.add(key);
+    for (const key of keys) {
+      const rec = this.records.get(key);
+      if (rec?.kind !== 'entry') continue;
+      if (soft) this.records.set(key, staleNow(rec));
+      else this.drop(key);
+    }
+    return keys.size;
   }
 
   private drop(key: string): boolean {

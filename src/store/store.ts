@@ -32,6 +32,8 @@ export interface StoredEntry {
   chunks: number;
   /** Bodies up to INLINE_MAX live here, so a small hit is one read. */
   body: Buffer | null;
+  /** Purge tags from Surrogate-Key / Cache-Tag (absent in entries stored before tags existed). */
+  tags?: string[];
 }
 
 /** Under a URL whose response had Vary: the field names and the variants stored. */
@@ -104,6 +106,12 @@ export interface CacheStore {
   update(key: string, entry: StoredEntry): Promise<unknown>;
   /** Removes a URL and every variant of it. Resolves with whether anything was stored. */
   invalidate(url: string): Promise<boolean>;
+  /**
+   * Purges by URL (every variant) and by tag (every entry carrying one of them): removes them, or with
+   * `soft` marks them stale so that they are revalidated (and may still be served stale). Resolves with how
+   * many stored responses were affected; a tag costs its own entries, not a scan of the store.
+   */
+  purge(what: { urls?: string[]; tags?: string[] }, soft: boolean): Promise<number>;
   /** For the cache manager: stored responses and their bytes, and the first `limit` entries. */
   summary(limit: number): StoreSummary;
   close(): Promise<void>;
@@ -133,4 +141,9 @@ export interface Stores {
   claims: RevalidationClaims;
   recency: Recency;
   close(): Promise<void>;
+}
+
+/** A stored response marked stale at once (soft purge; a HEAD that contradicts it, RFC 9111 §4.3.5). */
+export function staleNow(e: StoredEntry): StoredEntry {
+  return { ...e, policy: { ...e.policy, lifetime: 0 } };
 }

@@ -4,7 +4,9 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Access } from '../access/access.js';
+import { parseTags } from '../cache/tags.js';
 import type { Config } from '../config/config.js';
+import { fieldValue } from '../http/fields.js';
 import { traceBody } from '../http/forwarding.js';
 import type { Target } from '../http/target.js';
 import { type ManagerDeps, MGR_PREFIX, serveManager } from '../squid/cache-manager.js';
@@ -38,14 +40,32 @@ export class SelfAnswers {
 
   /**
    * Squid's PURGE: removes the stored response and all its variants; 200 when something was removed, 404
-   * when nothing was stored. Who may is the access rules' call.
+   * when nothing was stored. With `Surrogate-Key: a b` (or `Cache-Tag: a, b`) it purges every entry that
+   * carries one of those tags instead, and with `Fastly-Soft-Purge: 1` it marks them stale rather than
+   * removing them; those answer `{"purged": N}`. Who may is the access rules' call.
    */
   purge(txn: Transaction, res: ServerResponse): void {
     const denied = this.access.purge(txn);
     if (denied) return this.respond.error(txn, res, denied);
     txn.req.resume();
-    void this.store.invalidate(txn.key).then((removed) => {
-      this.respond.synth(txn, res, removed ? 200 : 404, ['Content-Length', '0', 'Via', this.respond.via]);
+    const raw = txn.req.rawHeaders;
+    const tags = parseTags(fieldValue(raw, 'surrogate-key'), fieldValue(raw, 'cache-tag'));
+    const soft = fieldValue(raw, 'fastly-soft-purge')?.trim() === '1';
+    if (tags.length === 0 && !soft) {
+      void this.store.invalidate(txn.key).then((removed) => {
+        this.respond.synth(txn, res, removed ? 200 : 404, ['Content-Length', '0', 'Via', this.respond.via]);
+      });
+      return;
+    }
+    void this.store.purge(tags.length > 0 ? { tags } : { urls: [txn.key] }, soft).then((n) => {
+      const body = `${JSON.stringify({ purged: n, soft })}\n`;
+      this.respond.synth(
+        txn,
+        res,
+        n > 0 ? 200 : 404,
+        ['Content-Type', 'application/json', 'Content-Length', String(body.length), 'Via', this.respond.via],
+        body,
+      );
     });
   }
 

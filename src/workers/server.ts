@@ -85,6 +85,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     minObjectSize: config.minObjectSize,
     keyHeaders: config.cacheKeyHeaders,
     setCookie: config.setCookie,
+    keepTagHeaders: config.keepTagHeaders,
     claimTtlMs: config.timeouts.response + config.timeouts.read,
     upstreamRequest: upstreamRequestBuilder(config, headerRules),
   };

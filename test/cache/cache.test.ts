@@ -90,6 +90,37 @@ describe('RFC 9111 §3 storing', () => {
     assert.equal(hits(url), 1);
   });
 
+  it('a 200 to HEAD updates the stored GET when its validators match, and makes it stale when not (§4.3.5)', async () => {
+    // The origin ignores conditionals on HEAD: it always answers 200, with the version it holds now.
+    let version = 1;
+    let etag = '"h1"';
+    const url = route((q, res) => {
+      res.writeHead(200, {
+        ETag: etag,
+        'Cache-Control': 'max-age=60',
+        'X-Version': String(version),
+        'Content-Length': '4',
+      });
+      res.end(q.method === 'HEAD' ? undefined : 'body');
+    });
+    await prime(url);
+    version = 2;
+    const head = await get(url, { 'Cache-Control': 'no-cache' }, 'HEAD');
+    assert.equal(head.status, 200);
+    const stored = (r: unknown) => r as { headers?: string[]; policy?: { lifetime: number } } | undefined;
+    await waitStored(cuttle.cacheDir, url, (r) => stored(r)?.headers?.includes('2') === true);
+    const updated = await get(url);
+    assert.match(status(updated), /hit/);
+    assert.equal(updated.headers['x-version'], '2', 'fields from the HEAD response');
+    assert.equal(updated.body.toString(), 'body');
+    etag = '"h2"';
+    await get(url, { 'Cache-Control': 'no-cache' }, 'HEAD');
+    await waitStored(cuttle.cacheDir, url, (r) => stored(r)?.policy?.lifetime === 0);
+    const stale = await get(url);
+    assert.match(status(stale), /fwd=stale/, 'other validators: the stored GET is stale');
+    assert.equal(stale.headers.etag, '"h2"');
+  });
+
   it('stores heuristically cacheable statuses with Last-Modified (§4.2.2), and 5xx only with explicit freshness', async () => {
     const lm = new Date(Date.now() - 100 * 86400_000).toUTCString();
     const nf = route((_q, res) => {
@@ -349,6 +380,20 @@ describe('RFC 9111 §4.2 freshness', () => {
     await get(off);
     assert.equal(hits(off), 2);
   });
+
+  it('ignores a CDN-Cache-Control that is not a valid Structured Field dictionary, entirely (RFC 9213 §2.1)', async () => {
+    for (const bad of [
+      'max-age = 60',
+      'max-age="60"',
+      'max-age=60.5',
+      'MAX-AGE=60',
+      'max-age=60, no-store=1',
+    ]) {
+      // Were the field used, max-age=60 would store it; ignored, Cache-Control's no-store decides.
+      const url = route(reply({ 'Cache-Control': 'no-store', 'CDN-Cache-Control': bad }));
+      assert.match(status(await get(url)), /not stored: no-store/, bad);
+    }
+  });
 });
 
 describe('RFC 9111 §5.2.1 request directives', () => {
@@ -508,6 +553,29 @@ describe('RFC 9111 §5.2.2 response directives and §4.3 validation', () => {
 });
 
 describe('RFC 9111 §4.1 Vary', () => {
+  it("normalises Accept-Language and serves the variant in the client's first-choice language (RFC 9110 §12.5.4)", async () => {
+    // The origin answers in English or French, whichever the client weighs more.
+    const url = route((q, res, n) => {
+      const al = String(q.headers['accept-language'] ?? '');
+      const fr = /fr(?![^,]*q=0\.[0-4])/i.test(al) && !/^\s*en/i.test(al);
+      res.writeHead(200, {
+        Vary: 'Accept-Language',
+        'Content-Language': fr ? 'fr' : 'en',
+        'Cache-Control': 'max-age=60',
+      });
+      res.end(`${fr ? 'fr' : 'en'} #${n}`);
+    });
+    await prime(url, { 'Accept-Language': 'en' });
+    for (const al of ['EN', 'en;q=1.0', 'fr;q=0.5, en', 'en-GB;q=0.9, en']) {
+      const r = await get(url, { 'Accept-Language': al });
+      assert.match(status(r), /hit/, al);
+      assert.equal(r.body.toString(), 'en #1', al);
+    }
+    // The client prefers German: an English variant is not its first choice.
+    const de = await get(url, { 'Accept-Language': 'de, en;q=0.8' });
+    assert.match(status(de), /fwd=vary-miss/);
+  });
+
   it('keeps one variant per normalised request value', async () => {
     const url = route((req, res) => {
       res.writeHead(200, { 'Cache-Control': 'max-age=60', Vary: 'Accept-Encoding' });
@@ -542,6 +610,34 @@ describe('RFC 9111 §4.4 invalidation', () => {
     await sleep(100);
     assert.match(status(await get(other)), /uri-miss/);
     assert.match(status(await get(target)), /uri-miss/);
+  });
+
+  it('stores a POST response with explicit freshness and its own URI as Content-Location for later GETs (RFC 9110 §9.3.3)', async () => {
+    const url = route((q, res, n) => {
+      const self = new URL(url).pathname;
+      if (q.method === 'POST') {
+        res.writeHead(200, { 'Cache-Control': 'max-age=60', 'Content-Location': self });
+        return res.end(`posted #${n}`);
+      }
+      res.writeHead(200, { 'Cache-Control': 'max-age=60' });
+      res.end(`got #${n}`);
+    });
+    const posted = await get(url, {}, 'POST');
+    assert.match(status(posted), /fwd=method; fwd-status=200; stored/);
+    await waitStored(cuttle.cacheDir, url);
+    const r = await get(url);
+    assert.match(status(r), /hit/);
+    assert.equal(r.body.toString(), 'posted #1');
+    // Without explicit freshness, or naming another URI, it is not reused.
+    const other = route((q, res, n) => {
+      res.writeHead(
+        200,
+        q.method === 'POST' ? { 'Content-Location': '/elsewhere', 'Cache-Control': 'max-age=60' } : {},
+      );
+      res.end(`#${n}`);
+    });
+    assert.doesNotMatch(status(await get(other, {}, 'POST')), /stored/);
+    assert.equal((await get(other)).body.toString(), '#2');
   });
 
   it('an error response does not invalidate', async () => {
@@ -788,6 +884,38 @@ describe('collapsed forwarding', () => {
     } finally {
       await withWindow.stop();
       await without.stop();
+    }
+  });
+
+  it('gives Age to a response that was delayed 1 s or more in the cache: collapsed waiters, a slow revalidation (RFC 9111 §5.1, §4.2.3)', async () => {
+    const slow = route((q, res) => {
+      setTimeout(() => {
+        if (q.headers['if-none-match'] === '"a1"') {
+          res.writeHead(304, { ETag: '"a1"', 'Cache-Control': 'max-age=60' });
+          return res.end();
+        }
+        res.writeHead(200, { ETag: '"a1"', 'Cache-Control': 'max-age=60', Date: new Date().toUTCString() });
+        res.end('slow');
+      }, 1200);
+    });
+    const one = await startCuttle({ workers: 1 });
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 3 }, () => viaProxy(one.port, slow, { agent: false })),
+      );
+      const waiters = replies.filter((r) => /hit/.test(status(r)));
+      assert.ok(waiters.length >= 1, replies.map(status).join(' | '));
+      for (const w of waiters) assert.ok(Number(w.headers.age) >= 1, `Age ${w.headers.age}`);
+      // A revalidation that took over a second: the 304's own delay is in the Age of what is served.
+      await waitStored(one.cacheDir, slow);
+      const reval = await viaProxy(one.port, slow, {
+        agent: false,
+        headers: { 'Cache-Control': 'no-cache' },
+      });
+      assert.match(status(reval), /fwd=request; fwd-status=304/);
+      assert.ok(Number(reval.headers.age) >= 1, `Age ${reval.headers.age}`);
+    } finally {
+      await one.stop();
     }
   });
 

@@ -4,9 +4,11 @@ import { formatCacheStatus } from '../../src/cache/cache-status.js';
 import {
   clientConditionalMatches,
   freshnessLifetime,
+  headResponseMatches,
   initialAge,
   parseAge,
   parseCacheControl,
+  parseCdnCacheControl,
   parseHttpDate,
   requestDirectives,
   reuse,
@@ -162,6 +164,47 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
       ),
       'method',
     );
+  });
+
+  it('parses CDN-Cache-Control as a strict RFC 8941 dictionary, or ignores it whole (RFC 9213 §2.1)', () => {
+    const cases: Array<[string, Record<string, string | true> | null]> = [
+      ['max-age=60', { 'max-age': '60' }],
+      ['max-age=60, public', { 'max-age': '60', public: true }],
+      ['  s-maxage=10 ', { 's-maxage': '10' }],
+      ['no-store, must-revalidate', { 'no-store': true, 'must-revalidate': true }],
+      ['public=?0, max-age=5', { 'max-age': '5' }],
+      ['no-cache=("set-cookie" "x-a")', { 'no-cache': 'set-cookie, x-a' }],
+      ['max-age=60;foo=1, unknown="x"', { 'max-age': '60' }],
+      ['max-age = 60', null],
+      ['max-age="60"', null],
+      ['max-age=60.5', null],
+      ['max-age=60.0', null],
+      ['max-age=-1', null],
+      ['MAX-AGE=60', null],
+      ['max-age=60,,', null],
+      ['no-store=1', null],
+      ['no-cache="set-cookie"', null],
+      ['max-age=(1 2)', null],
+    ];
+    for (const [value, expected] of cases) {
+      const got = parseCdnCacheControl(value);
+      assert.deepEqual(got === null ? null : Object.fromEntries(got), expected, value);
+    }
+  });
+
+  it('tells whether a 200 to HEAD describes the stored GET (RFC 9111 §4.3.5)', () => {
+    const stored = {
+      etag: '"a"',
+      lastModified: Date.UTC(2024, 0, 1) / 1000,
+      headers: ['Content-Length', '10'],
+      responseTime: 0,
+    };
+    assert.equal(headResponseMatches(['ETag', '"a"', 'Content-Length', '10'], stored), true);
+    assert.equal(headResponseMatches(['Last-Modified', 'Mon, 01 Jan 2024 00:00:00 GMT'], stored), true);
+    assert.equal(headResponseMatches([], stored), true, 'nothing to contradict it');
+    assert.equal(headResponseMatches(['ETag', '"b"'], stored), false);
+    assert.equal(headResponseMatches(['Last-Modified', 'Tue, 02 Jan 2024 00:00:00 GMT'], stored), false);
+    assert.equal(headResponseMatches(['ETag', '"a"', 'Content-Length', '11'], stored), false);
   });
 
   it('applies the Set-Cookie policy: store only when explicitly cacheable, strip, pass (RFC 9111 §3.1, §7.3)', () => {

@@ -56,10 +56,11 @@ async function put(
   body: Buffer,
   vary: string[] | null = null,
   req: string[] = [],
+  over: Partial<StoredEntry> = {},
 ) {
   const w = store.writer(64 * 1024 * 1024);
   for (let off = 0; off < body.length; off += 100_000) w.write(body.subarray(off, off + 100_000));
-  return store.commit(url, vary, req, entry(url), w);
+  return store.commit(url, vary, req, entry(url, over), w);
 }
 
 const body = (n: number, seed = 1) => Buffer.from(Array.from({ length: n }, (_, i) => (i * seed) % 251));
@@ -149,6 +150,29 @@ export function storeContract(name: string, open: () => Promise<CacheStore>): vo
       assert.ok('entry' in replaced);
       assert.deepEqual(replaced.entry.headers, ['Content-Type', 'text/plain']);
       assert.equal((await readAll(s, replaced.entry)).toString(), 'two');
+    });
+
+    it('purges by tag across variants, by URL, and softly (marked stale, kept)', async () => {
+      const s = await fresh();
+      const url = 'http://a.test/t';
+      const lang = (l: string) => ['Accept-Language', l];
+      await put(s, url, Buffer.from('en'), ['accept-language'], lang('en'), { tags: ['product-1', 'all'] });
+      await put(s, url, Buffer.from('fr'), ['accept-language'], lang('fr'), { tags: ['product-1', 'all'] });
+      await put(s, 'http://a.test/other', Buffer.from('o'), null, [], { tags: ['product-2', 'all'] });
+      await put(s, 'http://a.test/untagged', Buffer.from('u'));
+      assert.equal(await s.purge({ tags: ['product-1'] }, true), 2);
+      const soft = s.lookup(url, lang('en'));
+      assert.ok('entry' in soft, 'a soft purge keeps the entry');
+      assert.equal(soft.entry.policy.lifetime, 0, 'and makes it stale');
+      assert.equal((await readAll(s, soft.entry)).toString(), 'en');
+      assert.equal(await s.purge({ tags: ['product-1', 'nothing'] }, false), 2);
+      assert.deepEqual(s.lookup(url, lang('fr')), { miss: 'vary-miss' });
+      assert.ok('entry' in s.lookup('http://a.test/other', []));
+      assert.equal(await s.purge({ urls: ['http://a.test/untagged'] }, false), 1);
+      assert.deepEqual(s.lookup('http://a.test/untagged', []), { miss: 'uri-miss' });
+      // An entry removed otherwise (invalidation, as eviction does) leaves no tag behind.
+      await s.invalidate('http://a.test/other');
+      assert.equal(await s.purge({ tags: ['all', 'product-2'] }, false), 0);
     });
 
     it('summarises what it holds', async () => {

@@ -5,6 +5,8 @@
  * - bodies:  [bodyId, chunkNo] → bytes
  * - atime:   key → last use, seconds (batched by workers, read by the sweeper)
  * - uses:    key → { count, since } for --cache-min-uses admission, and revalidation claims
+ * - tags:    tag → key, one duplicate per entry carrying the tag (purge by tag costs its own entries);
+ *            written with the entry, removed with it by dropEntry, so eviction and invalidation keep it true
  */
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
@@ -16,6 +18,7 @@ export interface CacheEnv {
   bodies: Database<Buffer, [string, number]>;
   atime: Database<number, string>;
   uses: Database<{ count: number; since: number }, string>;
+  tags: Database<string, string>;
 }
 
 export function openCacheEnv(cacheDir: string, cacheSize: number): CacheEnv {
@@ -33,6 +36,7 @@ export function openCacheEnv(cacheDir: string, cacheSize: number): CacheEnv {
     bodies: root.openDB({ name: 'bodies', encoding: 'binary' }),
     atime: root.openDB({ name: 'atime', encoding: 'msgpack' }),
     uses: root.openDB({ name: 'uses', encoding: 'msgpack' }),
+    tags: root.openDB({ name: 'tags', dupSort: true, encoding: 'ordered-binary' }),
   };
 }
 
@@ -43,7 +47,10 @@ export function openCacheEnv(cacheDir: string, cacheSize: number): CacheEnv {
 export function dropEntry(env: CacheEnv, key: string, rec = env.entries.get(key)): boolean {
   if (rec === undefined) return false;
   if (rec.kind === 'vary') for (const v of rec.variants) dropEntry(env, v);
-  else for (let i = 0; i < rec.chunks; i++) env.bodies.removeSync([rec.bodyId, i]);
+  else {
+    for (let i = 0; i < rec.chunks; i++) env.bodies.removeSync([rec.bodyId, i]);
+    for (const tag of rec.tags ?? []) env.tags.removeSync(tag, key);
+  }
   env.entries.removeSync(key);
   env.atime.removeSync(key);
   return true;

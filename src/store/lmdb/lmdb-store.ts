@@ -15,9 +15,10 @@ import {
   type StoredEntry,
   type StoreSummary,
   type Stores,
+  staleNow,
   type VaryIndex,
 } from '../store.js';
-import { variantKey } from '../variant-key.js';
+import { languageVariant, variantKey } from '../variant-key.js';
 import { LmdbAdmission } from './admission.js';
 import { LmdbBodyWriter } from './body-writer.js';
 import { LmdbClaims } from './claims.js';
@@ -50,7 +51,12 @@ export class LmdbStore implements CacheStore {
     if (rec.kind === 'entry') return { entry: rec, key: url };
     const key = variantKey(url, rec.names, reqHeaders);
     const entry = this.fresh(key);
-    return entry?.kind === 'entry' ? { entry, key } : { miss: 'vary-miss' };
+    if (entry?.kind === 'entry') return { entry, key };
+    const byLanguage = languageVariant(rec.names, reqHeaders, rec.variants, (k) => {
+      const r = this.decoded.get(k);
+      return r?.kind === 'entry' ? r : undefined;
+    });
+    return byLanguage ?? { miss: 'vary-miss' };
   }
 
   /**
@@ -141,6 +147,7 @@ export class LmdbStore implements CacheStore {
         if (varyNames === null) {
           dropEntry(env, url);
           entries.putSync(url, entry);
+          indexTags(env, url, entry);
         } else {
           const key = variantKey(url, varyNames, reqHeaders);
           const prev = entries.get(url);
@@ -153,6 +160,7 @@ export class LmdbStore implements CacheStore {
           while (variants.length > MAX_VARIANTS) dropEntry(env, variants.shift() as string);
           entries.putSync(url, { kind: 'vary', names: varyNames, variants });
           entries.putSync(key, entry);
+          indexTags(env, key, entry);
         }
         atime.putSync(url, Math.floor(Date.now() / 1000));
       });
@@ -183,6 +191,33 @@ export class LmdbStore implements CacheStore {
       });
   }
 
+  async purge(what: { urls?: string[]; tags?: string[] }, soft: boolean): Promise<number> {
+    const env = this.env;
+    try {
+      return await env.entries.transaction(() => {
+        const keys = new Set<string>();
+        for (const url of what.urls ?? []) {
+          const rec = env.entries.get(url);
+          if (rec?.kind === 'entry') keys.add(url);
+          else if (rec?.kind === 'vary') for (const v of rec.variants) keys.add(v);
+        }
+        for (const tag of what.tags ?? []) for (const key of env.tags.getValues(tag)) keys.add(key);
+        let n = 0;
+        for (const key of keys) {
+          const rec = env.entries.get(key);
+          if (rec?.kind !== 'entry') continue;
+          n++;
+          if (soft) env.entries.putSync(key, staleNow(rec));
+          else dropEntry(env, key, rec);
+        }
+        return n;
+      });
+    } catch (e) {
+      this.writeFailed(e);
+      return 0;
+    }
+  }
+
   summary(limit: number): StoreSummary {
     this.env.root.resetReadTxn();
     let objects = 0;
@@ -201,6 +236,10 @@ export class LmdbStore implements CacheStore {
     clearInterval(this.snapshotTimer);
     await this.env.root.close();
   }
+}
+
+function indexTags(env: CacheEnv, key: string, entry: StoredEntry): void {
+  for (const tag of entry.tags ?? []) env.tags.putSync(tag, key);
 }
 
 function sameNames(a: string[], b: string[]): boolean {
