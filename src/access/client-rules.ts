@@ -6,10 +6,13 @@ export type ClientMatcher = (address: string | undefined) => boolean;
 // Squid's stock `localnet` ACL: RFC 1122 "this" network, RFC 1918, RFC 6598, link-local and ULA ranges.
 const LOCALNET_RANGES = new Set(['private', 'carrierGradeNat', 'linkLocal', 'uniqueLocal']);
 const THIS_NETWORK = ipaddr.parseCIDR('0.0.0.0/8');
+// Squid's built-in `localhost` ACL is `src 127.0.0.1/32 ::1`: not all of 127/8 (a client bound to 127.0.0.2
+// is another host as far as access rules go), the same list squid/conf.ts gives its BUILTIN_ACLS.
+const LOCALHOST = new Set(['127.0.0.1', '::1']);
 
 function parseRule(rule: string): ((a: Addr) => boolean) | null {
   if (rule === 'all') return () => true;
-  if (rule === 'localhost') return (a) => a.range() === 'loopback';
+  if (rule === 'localhost') return (a) => LOCALHOST.has(a.toString());
   if (rule === 'localnet') {
     return (a) =>
       LOCALNET_RANGES.has(a.range()) ||
@@ -74,5 +77,5 @@ export function clientMatcher(rules: readonly string[]): ClientMatcher {
   };
 }
 
-/** Whether a socket address is on this host (127/8, ::1, or either IPv4-mapped). */
+/** Whether a socket address is Squid's `localhost`: 127.0.0.1 or ::1 (or 127.0.0.1 IPv4-mapped). */
 export const isLoopback: ClientMatcher = clientMatcher(['localhost']);

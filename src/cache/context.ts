@@ -17,6 +17,8 @@ export interface CacheContext {
   log: Logger;
   maxObjectSize: number;
   minObjectSize: number;
+  /** Request fields every stored response is selected by, as if it listed them in Vary (lower-case). */
+  keyHeaders: readonly string[];
   /** What to do with responses that set cookies (RFC 9111 §3.1, §7.3). */
   setCookie: SetCookiePolicy;
   /** Show Surrogate-Key / Cache-Tag to clients (by default they are for this cache only). */

@@ -15,6 +15,7 @@ import type { CacheStatus } from './cache-status.js';
 import type { Release } from './collapse.js';
 import { type CacheContext, nowSeconds } from './context.js';
 import { withMaxStale } from './freshness-rules.js';
+import { selectingFields } from './key.js';
 import {
   formatHttpDate,
   freshnessLifetime,
@@ -78,7 +79,7 @@ export function storing(
     cs.stored = true;
     cs.ttl = lifetime - entry.initialAge;
     const store = cx.stores.store;
-    const names = varyNames(raw);
+    const names = selectingFields(varyNames(raw), cx.keyHeaders);
     return {
       sink: (next, settled) => {
         const writer = store.writer(cx.maxObjectSize);

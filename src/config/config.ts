@@ -56,6 +56,8 @@ export interface Config {
   /** Store an object on its Nth request within the window (nginx's proxy_cache_min_uses). */
   cacheMinUses: number;
   cacheMinUsesWindow: number;
+  /** Request fields that join the cache key, as if every response listed them in Vary (lower-case). */
+  cacheKeyHeaders: string[];
   /**
    * How long a URL whose response could not be stored is fetched without collapsing (Varnish's
    * hit-for-miss), so the next wave of requests for it does not queue behind one fetch; ms, 0 = never.
@@ -124,6 +126,7 @@ export const DEFAULTS: Config = {
   minObjectSize: 0,
   cacheMinUses: 1,
   cacheMinUsesWindow: 600_000,
+  cacheKeyHeaders: [],
   hitForMiss: 120_000,
   maxStale: 7 * 86_400_000,
   setCookie: 'strip',
@@ -165,6 +168,11 @@ export const FLAGS = {
     help: 'store an object on its Nth request within the window (default 1)',
   },
   'cache-min-uses-window': { type: 'string', help: 'window for --cache-min-uses, e.g. 10m (default 10m)' },
+  'cache-key-headers': {
+    type: 'string',
+    multiple: true,
+    help: 'request fields that join the cache key, as if every response listed them in Vary, e.g. X-Forwarded-Host; repeat or comma-separate (default none)',
+  },
   'set-cookie': {
     type: 'string',
     help: 'responses that set cookies: store (kept and served, for explicitly cacheable ones), strip (stored without the cookie, as Squid) or pass (never stored) (default: store with --origin, else strip)',
@@ -244,6 +252,7 @@ export function loadConfig(argv: string[]): CliRequest {
     maxObjectSize: values['max-object-size'],
     cacheMinUses: values['cache-min-uses'],
     cacheMinUsesWindow: values['cache-min-uses-window'],
+    cacheKeyHeaders: (values['cache-key-headers'] as string[] | undefined)?.flatMap((v) => v.split(',')),
     hitForMiss: values['hit-for-miss'],
     setCookie: values['set-cookie'],
     keepTagHeaders: values['keep-tag-headers'],
@@ -354,6 +363,14 @@ function validate(input: Record<string, unknown>, where: string): Config {
     c.cacheMinUses = integer(where, 'cacheMinUses', v.cacheMinUses, 1, 1_000_000);
   if (v.cacheMinUsesWindow !== undefined) {
     c.cacheMinUsesWindow = converted(where, 'cacheMinUsesWindow', v.cacheMinUsesWindow, parseDuration);
+  }
+  if (v.cacheKeyHeaders !== undefined) {
+    if (!Array.isArray(v.cacheKeyHeaders)) fail(where, 'cacheKeyHeaders', 'expected a list of field names');
+    const names = v.cacheKeyHeaders.map((n) => String(n).trim().toLowerCase()).filter(Boolean);
+    // RFC 9110 §5.1: a field name is a token.
+    for (const n of names)
+      if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(n)) fail(where, 'cacheKeyHeaders', `"${n}" is not a field name`);
+    c.cacheKeyHeaders = [...new Set(names)].sort();
   }
   if (v.hitForMiss !== undefined) c.hitForMiss = converted(where, 'hitForMiss', v.hitForMiss, parseDuration);
   if (v.maxStale !== undefined) c.maxStale = converted(where, 'maxStale', v.maxStale, parseDuration);

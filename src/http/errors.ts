@@ -18,6 +18,14 @@ export class ProxyError extends Error {
 }
 
 export const invalidRequest = (why: string) => new ProxyError(400, 'ERR_INVALID_REQ', why);
+
+// The answers to a request that is malformed or ambiguous, or whose head or body did not arrive as it should.
+const CLIENT_FAULT = new Set([400, 408, 411, 413, 414, 431, 501, 505]);
+/**
+ * RFC 9112 §11.2 and §9.6: after answering a malformed or ambiguous request the proxy closes the
+ * connection, since where the next request starts is in doubt.
+ */
+export const closesConnection = (err: ProxyError) => CLIENT_FAULT.has(err.status);
 export const accessDenied = (why: string) => new ProxyError(403, 'ERR_ACCESS_DENIED', why);
 /** RFC 9110 §15.5.8: 407 with a Basic challenge for the proxy's realm. */
 export const authRequired = (realm: string, why: string) =>

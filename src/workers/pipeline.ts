@@ -20,9 +20,11 @@ import {
   plainAddress,
   viaEntry,
 } from '../http/forwarding.js';
+import { framingError, hostError, versionError } from '../http/framing.js';
 import { hasRequestBody, parseTarget } from '../http/target.js';
 import { PRODUCT } from '../shared/version.js';
 import type { UpstreamRequest } from '../upstream/upstream.js';
+import { isClosing, markClosing } from './closing.js';
 import type { Finish } from './finish.js';
 import type { HeaderRules, Respond } from './respond.js';
 import type { Routable } from './route.js';
@@ -46,9 +48,27 @@ export function createPipeline(d: PipelineDeps) {
   const name = config.visibleHostname;
 
   return function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+    // A request pipelined behind an answer that closes the connection is not processed (RFC 9112 §9.6).
+    if (isClosing(req.socket)) {
+      req.resume();
+      return;
+    }
     if (d.draining()) res.shouldKeepAlive = false;
     const txn = new Transaction(req);
     d.finish.track(txn, res);
+
+    // recv: framing and Host first, since a request that fails them closes the connection whoever sent it.
+    const raw = req.rawHeaders;
+    const malformed =
+      versionError(req.httpVersionMajor, req.httpVersionMinor) ??
+      framingError(raw) ??
+      hostError(raw, req.httpVersionMinor);
+    if (malformed) return respond.error(txn, res, malformed);
+    // RFC 9112 §6.1: chunked in an HTTP/1.0 request means the framing may be faulty: close after answering.
+    if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+      res.shouldKeepAlive = false;
+      markClosing(req.socket);
+    }
 
     // recv and access: the client address, the request-target's limits and form.
     const denied = access.client(txn);
@@ -70,7 +90,6 @@ export function createPipeline(d: PipelineDeps) {
       const refused = access.request(txn, destination(txn));
       if (refused) return respond.error(txn, res, refused);
     }
-    const raw = req.rawHeaders;
     if (isForwardingLoop(fieldValue(raw, 'via'), name))
       return respond.error(
         txn,

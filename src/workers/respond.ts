@@ -7,10 +7,11 @@
  */
 import { type ServerResponse, STATUS_CODES } from 'node:http';
 import { CACHE_NAME, formatCacheStatus } from '../cache/cache-status.js';
-import { errorBody, errorHeaders, type ProxyError } from '../http/errors.js';
+import { closesConnection, errorBody, errorHeaders, type ProxyError } from '../http/errors.js';
 import { endToEndHeaders, type RawHeaders } from '../http/fields.js';
 import { hasRequestBody } from '../http/target.js';
 import type { Logger } from '../shared/logger.js';
+import { markClosing } from './closing.js';
 import type { Transaction } from './transaction.js';
 
 /** Header rules an operator configured (squid.conf's request/reply_header_access and replace, via off). */
@@ -106,8 +107,12 @@ export class Respond {
     }
     const body = errorBody(err);
     const headers = errorHeaders(err, body, this.via);
-    // An unread request body would otherwise have to be drained before the connection could be reused.
-    if (!req.complete && hasRequestBody(req.headers)) headers.push('Connection', 'close');
+    // An unread request body would otherwise have to be drained before the connection could be reused; after
+    // a malformed request the stream cannot be trusted at all.
+    if (closesConnection(err) || (!req.complete && hasRequestBody(req.headers))) {
+      headers.push('Connection', 'close');
+      markClosing(req.socket);
+    }
     this.synth(txn, res, err.status, headers, body);
   }
 }

@@ -20,6 +20,7 @@ import { openLmdbStores } from '../store/lmdb/lmdb-store.js';
 import type { Stores } from '../store/store.js';
 import { Tunnels } from '../tunnel/tunnel.js';
 import { Upstream } from '../upstream/upstream.js';
+import { isClosing } from './closing.js';
 import { ClusterStatsClient } from './cluster-stats.js';
 import { Finish } from './finish.js';
 import { createPipeline, upstreamRequestBuilder } from './pipeline.js';
@@ -82,6 +83,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     log,
     maxObjectSize: config.maxObjectSize,
     minObjectSize: config.minObjectSize,
+    keyHeaders: config.cacheKeyHeaders,
     setCookie: config.setCookie,
     keepTagHeaders: config.keepTagHeaders,
     claimTtlMs: config.timeouts.response + config.timeouts.read,
@@ -93,7 +95,8 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
 
   const server = createServer({
     maxHeaderSize: config.maxHeaderSize,
-    requireHostHeader: true,
+    // Host is checked by the pipeline (http/framing.ts), so its 400 carries X-Squid-Error and a log line.
+    requireHostHeader: false,
     insecureHTTPParser: false,
     headersTimeout: t.clientHeaders,
     // Whole-request deadline off: a large upload is bounded by the idle timeout instead.
@@ -143,8 +146,12 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     // RFC 9112 §9.6: after `Connection: close` further requests are not processed, but the one in flight
     // still gets its response; llhttp flags the extra bytes and the connection closes after that response.
     if (err.code === 'HPE_CLOSED_CONNECTION') return;
+    // An errored parser reports again on every later packet: answer once. When our answer to the request
+    // already closes the connection (we refused its framing before llhttp did), it is the only answer.
+    if (answered.has(socket) || isClosing(socket)) return;
+    answered.add(socket);
     const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
@@ -166,6 +173,20 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       { client: socket.remoteAddress, status: perr.status, error: perr.squidError, code: err.code },
       perr.message,
     );
+    if (inFlight && !inFlight.writableFinished) {
+      if (inFlight.req.complete) {
+        // The request in flight is whole: the bytes after it failed, so the error answers *them* and goes
+        // after the response in flight, never before it (that would answer the wrong request).
+        inFlight.once('finish', () => socket.writable && socket.end(rawErrorResponse(perr, via)));
+        inFlight.once('close', () => inFlight.writableFinished || socket.destroy());
+        return;
+      }
+      // Its own body failed to parse: answer it now, or cut the connection if its answer is under way.
+      if (inFlight.headersSent) {
+        socket.destroy();
+        return;
+      }
+    }
     socket.end(rawErrorResponse(perr, via));
   });
 
@@ -203,6 +224,8 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     clusterStats: (id, s) => cluster.answered(id, s),
   };
 }
+
+const answered = new WeakSet<Socket>();
 
 /** llhttp reports one overflow for the whole head; a request line with no end in sight means the URI is at fault. */
 function requestLineTooLong(packet: Buffer | undefined, maxUrlLength: number): boolean {

@@ -4,10 +4,9 @@ import { clientMatcher, isValidClientRule } from '../../src/access/client-rules.
 
 describe('default access: Squid localhost + localnet', () => {
   const allowed = clientMatcher(['localhost', 'localnet']);
-  it('serves loopback and private networks', () => {
+  it('serves localhost and private networks', () => {
     for (const a of [
       '127.0.0.1',
-      '127.9.9.9',
       '::1',
       '::ffff:127.0.0.1',
       '10.1.2.3',
@@ -20,6 +19,15 @@ describe('default access: Squid localhost + localnet', () => {
       '0.1.2.3',
     ]) {
       assert.equal(allowed(a), true, a);
+    }
+  });
+  it("localhost is Squid's: 127.0.0.1 and ::1, not the rest of 127/8", () => {
+    const localhost = clientMatcher(['localhost']);
+    for (const a of ['127.0.0.1', '::1', '::ffff:127.0.0.1', '0:0:0:0:0:0:0:1'])
+      assert.equal(localhost(a), true, a);
+    for (const a of ['127.0.0.2', '127.9.9.9', '::ffff:127.0.0.2', '::2']) {
+      assert.equal(localhost(a), false, a);
+      assert.equal(allowed(a), false, `${a} is not localnet either`);
     }
   });
   it('refuses public addresses', () => {
