@@ -1,11 +1,12 @@
 /**
  * A stored response to the client: a 304 for its own matching conditional (RFC 9111 §4.3.2), no body for
- * HEAD, the qualified no-cache fields left out (§5.2.2.4), a single byte range (RFC 9110 §14), otherwise
+ * HEAD, the qualified no-cache fields left out (§5.2.2.4), byte ranges (RFC 9110 §14), otherwise
  * the whole body as the store hands it out.
  */
+import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
-import { ifRangeAllows, parseRange } from '../http/ranges.js';
+import { byterangesParts, ifRangeAllows, parseRanges } from '../http/ranges.js';
 import type { StoredEntry } from '../store/store.js';
 import { ClientSink } from '../upstream/sinks.js';
 import type { Transaction } from '../workers/transaction.js';
@@ -41,7 +42,10 @@ export function deliverStored(
   else cx.stores.store.readBody(e, 0, e.size - 1, new ClientSink(res));
 }
 
-/** RFC 9110 §14: a single byte range answered from the stored body (206, or 416 when unsatisfiable). */
+/**
+ * RFC 9110 §14: byte ranges answered from the stored body: one range as a 206 with Content-Range, several
+ * as a 206 multipart/byteranges (§14.6), none satisfiable as 416.
+ */
 function sendRange(
   cx: CacheContext,
   txn: Transaction,
@@ -50,20 +54,55 @@ function sendRange(
   headers: RawHeaders,
 ): boolean {
   const raw = txn.req.rawHeaders;
-  const range = parseRange(fieldValue(raw, 'range'), e.size);
-  if (range === null) return false;
+  const ranges = parseRanges(fieldValue(raw, 'range'), e.size);
+  if (ranges === null) return false;
   if (!ifRangeAllows(fieldValue(raw, 'if-range'), e.etag, fieldValue(e.headers, 'last-modified')))
     return false;
   const h = filterFields(headers, (n) => n !== 'content-length');
-  if (range === 'unsatisfiable') {
+  if (ranges === 'unsatisfiable') {
     h.push('Content-Range', `bytes */${e.size}`, 'Content-Length', '0');
     cx.respond.head(txn, res, 416, h);
     res.end();
     return true;
   }
-  const { start, end } = range;
-  h.push('Content-Range', `bytes ${start}-${end}/${e.size}`, 'Content-Length', String(end - start + 1));
-  cx.respond.head(txn, res, 206, h);
-  cx.stores.store.readBody(e, start, end, new ClientSink(res));
+  const store = cx.stores.store;
+  if (ranges.length === 1) {
+    const { start, end } = ranges[0];
+    h.push('Content-Range', `bytes ${start}-${end}/${e.size}`, 'Content-Length', String(end - start + 1));
+    cx.respond.head(txn, res, 206, h);
+    store.readBody(e, start, end, new ClientSink(res));
+    return true;
+  }
+  const boundary = randomBytes(12).toString('hex');
+  const parts = byterangesParts(ranges, e.size, fieldValue(e.headers, 'content-type'), boundary);
+  const mh = filterFields(h, (n) => n !== 'content-type');
+  mh.push(
+    'Content-Type',
+    `multipart/byteranges; boundary=${boundary}`,
+    'Content-Length',
+    String(parts.length),
+  );
+  cx.respond.head(txn, res, 206, mh);
+  const client = new ClientSink(res);
+  // The parts go one after the other, each through the store's reader with back-pressure; a client that
+  // leaves stops the part being read.
+  let stopPart: (() => void) | null = null;
+  client.onGone(() => stopPart?.());
+  const part = (i: number): void => {
+    if (i === ranges.length) return client.end(Buffer.from(parts.tail));
+    client.write(Buffer.from(parts.heads[i]), () => {});
+    store.readBody(e, ranges[i].start, ranges[i].end, {
+      write: (chunk, resume) => client.write(chunk, resume),
+      end: (last) => {
+        if (last) client.write(last, () => {});
+        part(i + 1);
+      },
+      abort: () => client.abort(),
+      onGone: (gone) => {
+        stopPart = gone;
+      },
+    });
+  };
+  part(0);
   return true;
 }

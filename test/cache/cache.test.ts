@@ -420,3 +420,78 @@ describe('RFC 5861', () => {
     assert.notEqual(fresh.body.toString(), 'gen 1');
   });
 });
+
+describe('RFC 9110 §14 ranges from the cache', () => {
+  const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => i % 251));
+  for (const [label, size] of [
+    ['an inline body', 10_000],
+    ['a chunked body, across chunk boundaries', 1024 * 1024 + 123],
+  ] as const) {
+    it(`answers a single range from ${label} with 206`, async () => {
+      const body = pattern(size);
+      const url = route((_q, res) => {
+        res.writeHead(200, { 'Cache-Control': 'max-age=60', ETag: '"p"', 'Content-Length': String(size) });
+        res.end(body);
+      });
+      await prime(url);
+      for (const [range, start, end] of [
+        ['bytes=0-99', 0, 99],
+        ['bytes=262100-262200', 262100, 262200],
+        [`bytes=-50`, size - 50, size - 1],
+        [`bytes=${size - 10}-`, size - 10, size - 1],
+      ] as const) {
+        if (start >= size) continue;
+        const r = await get(url, { Range: range });
+        assert.equal(r.status, 206, range);
+        assert.equal(r.headers['content-range'], `bytes ${start}-${end}/${size}`);
+        assert.deepEqual(r.body, body.subarray(start, end + 1), range);
+        assert.match(status(r), /hit/);
+      }
+      const bad = await get(url, { Range: `bytes=${size}-` });
+      assert.equal(bad.status, 416);
+      assert.equal(bad.headers['content-range'], `bytes */${size}`);
+      const stale = await get(url, { Range: 'bytes=0-9', 'If-Range': '"other"' });
+      assert.equal(stale.status, 200);
+      assert.equal(stale.body.length, size);
+      assert.equal(hits(url), 1);
+    });
+  }
+
+  it('answers several ranges as one multipart/byteranges 206, and coalesces overlapping ones (RFC 9110 §14.6)', async () => {
+    const size = 600 * 1024;
+    const body = pattern(size);
+    const url = route((_q, res) => {
+      res.writeHead(200, {
+        'Cache-Control': 'max-age=60',
+        'Content-Type': 'application/x-test',
+        'Content-Length': String(size),
+      });
+      res.end(body);
+    });
+    await prime(url);
+    const wanted = [
+      [0, 9],
+      [262140, 262150],
+      [size - 5, size - 1],
+    ];
+    const r = await get(url, { Range: 'bytes=0-4, 5-9, 262140-262150, -5' });
+    assert.equal(r.status, 206);
+    const m = /^multipart\/byteranges; boundary=(\S+)$/.exec(String(r.headers['content-type']));
+    assert.ok(m, String(r.headers['content-type']));
+    assert.equal(Number(r.headers['content-length']), r.body.length);
+    const text = r.body.toString('latin1');
+    const parts = text.split(`--${m[1]}`).slice(1, -1);
+    assert.equal(parts.length, 3, 'bytes 0-4 and 5-9 coalesce');
+    parts.forEach((p, i) => {
+      const [start, end] = wanted[i];
+      const [head, data] = p.replace(/^\r\n/, '').split('\r\n\r\n');
+      assert.match(
+        head,
+        new RegExp(`Content-Type: application/x-test\r\nContent-Range: bytes ${start}-${end}/${size}`),
+      );
+      assert.deepEqual(Buffer.from(data.replace(/\r\n$/, ''), 'latin1'), body.subarray(start, end + 1));
+    });
+    assert.ok(text.endsWith(`--${m[1]}--\r\n`));
+    assert.equal(hits(url), 1);
+  });
+});
