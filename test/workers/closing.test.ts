@@ -44,7 +44,8 @@ describe('after an error for a malformed request', () => {
       `POST http://${host()}/te HTTP/1.1\r\nHost: ${host()}\r\nTransfer-Encoding: \r\nContent-Length: 4\r\n\r\nabcd${smuggled}`,
     );
     assert.deepEqual(statuses(r.text), [400]);
-    assert.match(r.text, /Content-Length and Transfer-Encoding together/);
+    // Node 20 and 22's llhttp let it through to our framing check; Node 24's refuses it itself.
+    assert.match(r.text, /Content-Length and Transfer-Encoding together|Empty Transfer-Encoding/);
     assert.equal(r.closed, true);
     assert.ok(!origin.seen.some((s) => s.url.startsWith('/smuggled')));
   });
