@@ -53,7 +53,8 @@ interface Scenario {
 
 const USAGE = `npm run bench -- [options]
   --quick                 short runs (2 s, 1 round); what CI runs
-  --workers N             cuttle workers (default 2)
+  --workers N[,N…]        cuttle workers (default 2); a list (1,2,4) runs one cuttle per count, named
+                          cuttle-wN, to show scaling (peers and the reference get the first count)
   --connections N         concurrent connections (default 64)
   --duration SECONDS      per scenario and system (default 10, quick 2)
   --rounds N              alternating rounds (default 3, quick 1)
@@ -104,7 +105,8 @@ const quick = Boolean(values.quick);
 const duration = positive('duration', values.duration ?? (quick ? '2' : '10'));
 const rounds = positive('rounds', values.rounds ?? (quick ? '1' : '3'));
 const connections = positive('connections', values.connections ?? '64');
-const workers = positive('workers', values.workers ?? '2');
+const workerCounts = (values.workers ?? '2').split(',').map((w) => positive('workers', w));
+const workers = workerCounts[0];
 const tool = values.tool as 'autocannon' | 'wrk';
 if (tool !== 'autocannon' && tool !== 'wrk') fail(`unknown --tool ${tool} (autocannon or wrk)`);
 if (values['install-peers']) {
@@ -179,7 +181,7 @@ function originCount(port: number, path: string): Promise<number> {
 const targetFor = (sys: System, origin: OriginPorts, path: string) =>
   sys.forward ? `http://127.0.0.1:${origin.http}${path}` : path;
 
-const isCuttle = (sys: System) => sys.name === 'cuttle' || sys.name === 'baseline';
+const isCuttle = (sys: System) => sys.name.startsWith('cuttle') || sys.name === 'baseline';
 
 /** Warms the object and checks that the system now answers it as it should, with the right body. */
 async function warm(sys: System, origin: OriginPorts, s: Scenario): Promise<string | null> {
@@ -288,7 +290,8 @@ function compareTable(meds: Run[], systems: string[]): string[] {
     `${'scenario'.padEnd(14)} ${cols}  ${ratios}   (req/s, then p99 ms, then CPU per request; c = cuttle)`,
   ];
   for (const sc of names) {
-    const c = find('cuttle', sc);
+    // The first system is this cuttle (the first worker count of a list); the ratios are against it.
+    const c = find(systems[0], sc);
     const rps = systems.map((s) => (find(s, sc) ? Math.round(find(s, sc)?.requestsPerSec ?? 0) : '—'));
     const p99 = systems.map((s) => (find(s, sc) ? (find(s, sc)?.p99 ?? 0).toFixed(1) : '—'));
     const cpu = systems.map((s) => (find(s, sc) ? `${(find(s, sc)?.cpuUsPerReq ?? 0).toFixed(1)}µs` : '—'));
@@ -322,7 +325,11 @@ const breaks = (what: string) => {
   broken = true;
 };
 try {
-  systems.push(await startCuttleSystem(workers, origin));
+  for (const n of workerCounts) {
+    const sys = await startCuttleSystem(n, origin);
+    if (workerCounts.length > 1) sys.name = `cuttle-w${n}`;
+    systems.push(sys);
+  }
   if (values.baseline !== undefined) systems.push(await startCuttleSystem(workers, origin, values.baseline));
   for (const p of peers) systems.push(await startPeer(p, scratch, origin, workers));
   log(
