@@ -18,6 +18,8 @@ export interface Percentiles {
   p50: number | null;
   p99: number | null;
   count: number;
+  /** Over the last minute when it saw requests of this kind, otherwise since start. */
+  window: 'minute' | 'start';
 }
 
 export interface DashboardStats {
@@ -38,8 +40,8 @@ export interface DashboardStats {
   };
   /** Per second, over the last second or so. */
   rates: { requests: number; upstreamErrors: number };
-  /** Seconds; over the last minute when it saw requests of that kind, otherwise since start. */
-  latency: { hit: Percentiles; miss: Percentiles; window: 'minute' | 'start' };
+  /** Seconds. */
+  latency: { hit: Percentiles; miss: Percentiles };
   cache: { bytes: number; entries: number; bound: number; evictions: number; writeFailures: number };
   upstreamErrors: Record<string, number>;
   workers: WorkerState[];
@@ -115,11 +117,16 @@ export function quantile(q: number, bounds: number[], counts: number[]): number 
   return bounds[bounds.length - 2] ?? null;
 }
 
-function percentiles(bounds: number[], counts: number[]): Percentiles {
+/** Over the last minute (`since`: the counts a minute ago) when it has observations, else since start. */
+function percentiles(bounds: number[], counts: number[], since: number[] | undefined): Percentiles {
+  const minute = since && since.length === counts.length ? counts.map((c, i) => c - since[i]) : null;
+  const useMinute = minute !== null && (minute.at(-1) ?? 0) > 0;
+  const c = useMinute ? minute : counts;
   return {
-    p50: quantile(0.5, bounds, counts),
-    p99: quantile(0.99, bounds, counts),
-    count: counts[counts.length - 1] ?? 0,
+    p50: quantile(0.5, bounds, c),
+    p99: quantile(0.99, bounds, c),
+    count: c.at(-1) ?? 0,
+    window: useMinute ? 'minute' : 'start',
   };
 }
 
@@ -157,11 +164,6 @@ export class DashboardHistory {
     this.samples.push(sample);
     const dt = recent ? (now - recent.t) / 1000 : 0;
     const rate = (a: number, b: number | undefined) => (dt > 0 && b !== undefined ? (a - b) / dt : 0);
-    const windowed = (now: number[], then: number[] | undefined) =>
-      then && then.length === now.length ? now.map((c, i) => c - then[i]) : null;
-    const hitMinute = windowed(hit.counts, oldest?.hit);
-    const missMinute = windowed(miss.counts, oldest?.miss);
-    const useMinute = (hitMinute?.at(-1) ?? 0) > 0 || (missMinute?.at(-1) ?? 0) > 0;
 
     const errorsByName: Record<string, number> = {};
     for (const v of metrics.find((m) => m.name === 'cuttle_upstream_errors_total')?.values ?? [])
@@ -185,17 +187,10 @@ export class DashboardHistory {
         requests: rate(requests, recent?.requests),
         upstreamErrors: rate(upstreamErrors, recent?.upstreamErrors),
       },
-      latency: useMinute
-        ? {
-            hit: percentiles(hit.bounds, hitMinute ?? hit.counts),
-            miss: percentiles(miss.bounds, missMinute ?? miss.counts),
-            window: 'minute',
-          }
-        : {
-            hit: percentiles(hit.bounds, hit.counts),
-            miss: percentiles(miss.bounds, miss.counts),
-            window: 'start',
-          },
+      latency: {
+        hit: percentiles(hit.bounds, hit.counts, oldest?.hit),
+        miss: percentiles(miss.bounds, miss.counts, oldest?.miss),
+      },
       cache: {
         bytes: sum('cuttle_cache_stored_bytes'),
         entries: sum('cuttle_cache_entries'),

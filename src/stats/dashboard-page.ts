@@ -47,8 +47,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section class="card"><h2>Requests / s</h2><div class="big" id="rps">–</div><div class="sub"><span id="requests">–</span> total</div></section>
   <section class="card"><h2>Request hit ratio</h2><div class="big" id="hit-ratio">–</div><div class="sub"><span id="hits">–</span> hits, <span id="misses">–</span> misses</div></section>
   <section class="card"><h2>Byte hit ratio</h2><div class="big" id="byte-hit-ratio">–</div><div class="sub"><span id="cache-bytes">–</span> from cache</div></section>
-  <section class="card"><h2>Hits p50 / p99</h2><div class="big"><span id="hit-p50">–</span></div><div class="sub">p99 <span id="hit-p99">–</span> · <span class="window">–</span></div></section>
-  <section class="card"><h2>Misses p50 / p99</h2><div class="big"><span id="miss-p50">–</span></div><div class="sub">p99 <span id="miss-p99">–</span> · <span class="window">–</span></div></section>
+  <section class="card"><h2>Hits p50 / p99</h2><div class="big"><span id="hit-p50">–</span></div><div class="sub">p99 <span id="hit-p99">–</span> · <span id="hit-window">–</span></div></section>
+  <section class="card"><h2>Misses p50 / p99</h2><div class="big"><span id="miss-p50">–</span></div><div class="sub">p99 <span id="miss-p99">–</span> · <span id="miss-window">–</span></div></section>
   <section class="card"><h2>Upstream errors</h2><div class="big" id="upstream-errors">–</div><div class="sub"><span id="upstream-error-rate">–</span>/s · <span id="upstream-error-names">none</span></div></section>
   <section class="card half"><h2>Cache fill</h2><div class="big" id="cache-fill">–</div><div class="bar"><div id="cache-fill-bar"></div></div><div class="sub"><span id="cache-stored">–</span> of <span id="cache-bound">–</span> · <span id="cache-entries">–</span> entries · <span id="cache-evictions">–</span> evicted · <span id="cache-write-failures">–</span> write failures</div></section>
   <section class="card half"><h2>Requests / s, last 2 minutes</h2><canvas id="chart-rps"></canvas></section>
@@ -130,14 +130,16 @@ export const DASHBOARD_HTML = `<!doctype html>
     set('hit-p99', secs(s.latency.hit.p99), s.latency.hit.p99 === null ? '' : s.latency.hit.p99);
     set('miss-p50', secs(s.latency.miss.p50), s.latency.miss.p50 === null ? '' : s.latency.miss.p50);
     set('miss-p99', secs(s.latency.miss.p99), s.latency.miss.p99 === null ? '' : s.latency.miss.p99);
-    var windows = document.querySelectorAll('.window');
-    for (var i = 0; i < windows.length; i++) windows[i].textContent = s.latency.window === 'minute' ? 'last minute' : 'since start';
+    ['hit', 'miss'].forEach(function (k) {
+      var w = s.latency[k].window;
+      set(k + '-window', w === 'minute' ? 'last minute' : 'since start', w);
+    });
     set('upstream-errors', String(t.upstreamErrors), t.upstreamErrors);
     set('upstream-error-rate', num(s.rates.upstreamErrors), s.rates.upstreamErrors);
     var names = Object.keys(s.upstreamErrors).map(function (k) { return k + ' ' + s.upstreamErrors[k]; });
     set('upstream-error-names', names.length ? names.join(', ') : 'none');
     var c = s.cache, fill = c.bound ? c.bytes / c.bound : 0;
-    set('cache-fill', pct(fill), fill);
+    set('cache-fill', (fill * 100).toFixed(fill < 0.1 ? 2 : 1) + ' %', fill);
     $('cache-fill-bar').style.width = Math.min(100, fill * 100) + '%';
     set('cache-stored', bytes(c.bytes), c.bytes);
     set('cache-bound', bytes(c.bound), c.bound);
