@@ -379,6 +379,7 @@ function validate(input: Record<string, unknown>, where: string): Config {
   }
   if (v.metricsPort !== undefined && v.metricsPort !== null)
     c.metricsPort = integer(where, 'metricsPort', v.metricsPort, 0, 65535);
+  if (c.metricsPort !== null && !c.metrics) fail(where, 'metricsPort', 'needs metrics on');
   if (v.allow !== undefined) {
     if (!Array.isArray(v.allow) || v.allow.length === 0) fail(where, 'allow', 'expected a list of rules');
     c.allow = v.allow.map((r) => String(r).trim());

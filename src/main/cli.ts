@@ -117,7 +117,6 @@ try {
   die((err as Error).message, 1);
 }
 if (config.metricsPort !== null) {
-  if (!supervisor.metrics) die('--metrics-port needs metrics on', 2);
   try {
     const m = await startMetricsListener(config, config.metricsPort, (p) => supervisor.page(p));
     log.info({ metricsPort: m.port }, 'metrics listening');
