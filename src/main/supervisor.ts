@@ -76,6 +76,9 @@ export class Supervisor {
       else if (m.type === 'fatal') slot.lastError = m.message;
     });
     worker.on('exit', (code, signal) => this.onExit(slot, code, signal));
+    // A send to a worker whose channel just closed fails asynchronously, as an 'error' event that would
+    // otherwise take the primary down; the worker's exit is handled by onExit.
+    worker.on('error', (err) => this.log.debug({ worker: worker.id, err: err.message }, 'worker IPC error'));
     return new Promise((resolve, reject) => {
       worker.once('listening', (addr) => {
         this.address ??= { address: addr.address ?? this.config.host, port: addr.port };

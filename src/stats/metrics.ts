@@ -3,12 +3,14 @@
  * The primary asks every worker for `registry.getMetricsAsJSON()` and sums them with prom-client's
  * AggregatorRegistry (main/metrics-aggregator.ts); nothing here renders the exposition format.
  *
- * Cost on the hit path: one observer call per finished request that bumps pre-bound children (no label
- * hashing, no allocation once a label combination has been seen) and one histogram observation.
+ * Cost on the hit path: one observer call per finished request. The labelled figures a request touches are
+ * tallies (tallies.ts) whose cells the observer keeps, so it adds to numbers without hashing labels or
+ * allocating; the unlabelled prom-client counters cost an addition too.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { transactionResult } from '../squid/access-log.js';
 import type { FinishObserver, Outcome, Transaction } from '../workers/transaction.js';
+import { type CounterCell, CounterTally, type HistogramCell, HistogramTally } from './tallies.js';
 import { TopHits } from './top-hits.js';
 
 /** From 100 µs (a memory hit) to 10 s (a slow origin): a cache's latencies span five decades. */
@@ -85,12 +87,13 @@ export interface WorkerGauges {
 
 export class WorkerMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'result' | 'method' | 'status_class'>;
-  private readonly requestChildren = new Map<string, Map<string, Child[]>>();
+  private readonly requests: CounterTally;
+  /** result → method → status class → cell, each made on first use (so only seen label sets export). */
+  private readonly requestCells = new Map<string, Map<string, Array<CounterCell | undefined>>>();
   private readonly hits: Counter;
   private readonly misses: Counter;
-  private readonly bytes: Record<Source, Child>;
-  private readonly durations: Record<Kind, { observe(v: number): void }>;
+  private readonly bytes: Record<Source, CounterCell>;
+  private readonly durations: Record<Kind, HistogramCell>;
   private readonly upstreamErrors: Counter<'error'>;
   private readonly collapsed: Counter;
   private readonly saved: Counter;
@@ -102,12 +105,11 @@ export class WorkerMetrics {
 
   constructor(gauges: WorkerGauges) {
     const registers = [this.registry];
-    this.requests = new Counter({
-      name: 'cuttle_requests_total',
-      help: "Requests finished, by Squid's result tag, method and status class",
-      labelNames: ['result', 'method', 'status_class'],
-      registers,
-    });
+    this.requests = new CounterTally(
+      this.registry,
+      'cuttle_requests_total',
+      "Requests finished, by Squid's result tag, method and status class",
+    );
     this.hits = new Counter({
       name: 'cuttle_cache_hits_total',
       help: 'Requests answered with a body from the store (hits, 304-revalidated, stale-if-error)',
@@ -118,30 +120,28 @@ export class WorkerMetrics {
       help: 'Cacheable requests answered with a body from the origin (misses, modified revalidations, reloads)',
       registers,
     });
-    const sent = new Counter({
-      name: 'cuttle_sent_bytes_total',
-      help: 'Bytes sent to clients (header sections included), by where the body came from: cache, upstream, other',
-      labelNames: ['source'],
-      registers,
-    });
+    const sent = new CounterTally(
+      this.registry,
+      'cuttle_sent_bytes_total',
+      'Bytes sent to clients (header sections included), by where the body came from: cache, upstream, other',
+    );
     this.bytes = {
-      cache: sent.labels('cache'),
-      upstream: sent.labels('upstream'),
-      other: sent.labels('other'),
+      cache: sent.cell({ source: 'cache' }),
+      upstream: sent.cell({ source: 'upstream' }),
+      other: sent.cell({ source: 'other' }),
     };
-    const duration = new Histogram({
-      name: 'cuttle_request_duration_seconds',
-      help: 'Time from request arrival to the last byte sent, by kind: hit, miss, revalidate, tunnel, other',
-      labelNames: ['kind'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+    const duration = new HistogramTally(
+      this.registry,
+      'cuttle_request_duration_seconds',
+      'Time from request arrival to the last byte sent, by kind: hit, miss, revalidate, tunnel, other',
+      DURATION_BUCKETS,
+    );
     this.durations = {
-      hit: duration.labels('hit'),
-      miss: duration.labels('miss'),
-      revalidate: duration.labels('revalidate'),
-      tunnel: duration.labels('tunnel'),
-      other: duration.labels('other'),
+      hit: duration.cell({ kind: 'hit' }),
+      miss: duration.cell({ kind: 'miss' }),
+      revalidate: duration.cell({ kind: 'revalidate' }),
+      tunnel: duration.cell({ kind: 'tunnel' }),
+      other: duration.cell({ kind: 'other' }),
     };
     this.upstreamErrors = new Counter({
       name: 'cuttle_upstream_errors_total',
@@ -206,13 +206,13 @@ export class WorkerMetrics {
   /** The finish hook: every figure comes from the transaction's record. */
   readonly observer: FinishObserver = (txn, end, bytes, complete) => {
     const outcome = txn.outcome;
-    this.requestChild(txn, complete).inc();
+    this.requestCell(txn, complete).value++;
     const source = SOURCE[outcome];
     if (source === 'cache') {
       this.hits.inc();
       this.top.add(txn.key, end);
     } else if (source === 'upstream') this.misses.inc();
-    this.bytes[source].inc(bytes);
+    this.bytes[source].value += bytes;
     this.durations[KIND[outcome]].observe((performance.now() - txn.startedHr) / 1000);
     if (txn.collapsed) {
       this.collapsed.inc();
@@ -227,22 +227,27 @@ export class WorkerMetrics {
     }
   };
 
-  /** Counter children cached per result, method and status class, so a request costs no label hashing. */
-  private requestChild(txn: Transaction, complete: boolean): Child {
+  /** The request counter's cell for this result, method and status class. */
+  private requestCell(txn: Transaction, complete: boolean): CounterCell {
     const result = transactionResult(txn, complete);
     const method = METHODS.has(txn.method) ? txn.method : 'OTHER';
     const cls = txn.status >= 100 && txn.status < 600 ? Math.floor(txn.status / 100) : 0;
-    let byMethod = this.requestChildren.get(result);
+    let byMethod = this.requestCells.get(result);
     if (byMethod === undefined) {
       byMethod = new Map();
-      this.requestChildren.set(result, byMethod);
+      this.requestCells.set(result, byMethod);
     }
     let row = byMethod.get(method);
     if (row === undefined) {
-      row = STATUS_CLASSES.map((c) => this.requests.labels(result, method, c));
+      row = STATUS_CLASSES.map(() => undefined);
       byMethod.set(method, row);
     }
-    return row[cls];
+    let cell = row[cls];
+    if (cell === undefined) {
+      cell = this.requests.cell({ result, method, status_class: STATUS_CLASSES[cls] });
+      row[cls] = cell;
+    }
+    return cell;
   }
 
   upstreamConnected(seconds: number): void {

@@ -5,7 +5,7 @@ import cluster from 'node:cluster';
 import type { Config } from '../config/config.js';
 import { createLogger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
-import { silenceCommitError } from '../store/lmdb/layout.js';
+import { isCommitFailure, silenceCommitError } from '../store/lmdb/layout.js';
 import { createProxy } from './server.js';
 
 const config = JSON.parse(process.env.CUTTLE_CONFIG ?? '{}') as Config;
@@ -33,6 +33,7 @@ process.on('unhandledRejection', (err) => {
     silenceCommitError(err);
     return;
   }
+  if (isCommitFailure(err)) return;
   log.fatal({ err }, 'unhandled rejection: worker exits and the primary replaces it');
   die(err);
 });
