@@ -88,12 +88,13 @@ export class Upstream {
     let exchange = asked;
     if (timings !== null) {
       const start = performance.now();
+      // Exchanges are plain objects (as miss.ts builds them): keep every hook, time the head.
       exchange = {
+        ...asked,
         onHead: (status, raw) => {
           timings.headers((performance.now() - start) / 1000);
           return asked.onHead(status, raw);
         },
-        onError: (err) => asked.onError(err),
       };
     }
     const pending = { handler: null as ForwardHandler | null, aborted: null as string | null };
