@@ -193,7 +193,7 @@ export function revalidateInBackground(
       onError: (err) => {
         done();
         const perr = upstreamError(err, up.origin);
-        cx.log.info(
+        cx.log.debug(
           { origin: up.origin, path: up.path, error: perr.squidError },
           `background fetch: ${perr.message}`,
         );

@@ -38,6 +38,12 @@ export interface Config {
   origin: string | null;
   configFile: string | null;
   logLevel: string;
+  /** Operational log on stderr: pino JSON lines, or pino-pretty for a terminal; null until the CLI resolves it. */
+  logFormat: LogFormatName | null;
+  /** Prometheus metrics and the dashboard (off: no prom-client in the workers and nothing fed at finish). */
+  metrics: boolean;
+  /** A separate listener in the primary for /metrics, as exporters have; null for none. */
+  metricsPort: number | null;
   /** Client address rules: `localhost`, `localnet`, `all`, an address or a CIDR. */
   allow: string[];
   /** Ports CONNECT may reach (Squid's SSL_ports). */
@@ -106,6 +112,9 @@ export interface Config {
 /** Settings derived from others, never given directly. */
 const DERIVED = new Set(['configFile', 'via', 'forwardedFor', 'accelSite', 'accelVhost', 'managerPasswords']);
 
+export type LogFormatName = 'json' | 'pretty';
+const LOG_FORMAT_NAMES: LogFormatName[] = ['json', 'pretty'];
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export const DEFAULTS: Config = {
@@ -116,6 +125,9 @@ export const DEFAULTS: Config = {
   origin: null,
   configFile: null,
   logLevel: 'info',
+  logFormat: null,
+  metrics: true,
+  metricsPort: null,
   allow: ['localhost', 'localnet'],
   connectPorts: [443],
   visibleHostname: hostname() || 'cuttle',
@@ -209,6 +221,18 @@ export const FLAGS = {
     help: "write Squid's access.log (native format) to this file, or - for standard output; SIGUSR1 rotates it",
   },
   'log-level': { type: 'string', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
+  'log-format': {
+    type: 'string',
+    help: 'operational log on stderr: json (pino lines) or pretty (default pretty on a terminal, json otherwise)',
+  },
+  metrics: {
+    type: 'string',
+    help: 'on or off: Prometheus metrics at /cuttle-internal/metrics and the dashboard (default on)',
+  },
+  'metrics-port': {
+    type: 'string',
+    help: 'also serve /metrics, stats.json and the dashboard on this port, from the primary (default: none)',
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
   version: { type: 'boolean', short: 'v', help: 'print the version' },
 } as const;
@@ -258,6 +282,16 @@ export function loadConfig(argv: string[]): CliRequest {
     keepTagHeaders: values['keep-tag-headers'],
     origin: values.origin,
     logLevel: values['log-level'],
+    logFormat: values['log-format'],
+    metrics:
+      values.metrics === undefined
+        ? undefined
+        : values.metrics === 'on'
+          ? true
+          : values.metrics === 'off'
+            ? false
+            : values.metrics,
+    metricsPort: values['metrics-port'],
     accessLog: values['access-log'],
     allow: (values.allow as string[] | undefined)?.flatMap((v) => v.split(',')),
   };
@@ -333,6 +367,19 @@ function validate(input: Record<string, unknown>, where: string): Config {
     }
     c.logLevel = v.logLevel;
   }
+  if (v.logFormat !== undefined && v.logFormat !== null) {
+    if (!LOG_FORMAT_NAMES.includes(v.logFormat as LogFormatName))
+      fail(where, 'logFormat', `expected one of ${LOG_FORMAT_NAMES.join(', ')}`);
+    c.logFormat = v.logFormat as LogFormatName;
+  }
+  if (v.metrics !== undefined) {
+    if (typeof v.metrics !== 'boolean')
+      fail(where, 'metrics', 'expected on or off (true or false in a config file)');
+    c.metrics = v.metrics;
+  }
+  if (v.metricsPort !== undefined && v.metricsPort !== null)
+    c.metricsPort = integer(where, 'metricsPort', v.metricsPort, 0, 65535);
+  if (c.metricsPort !== null && !c.metrics) fail(where, 'metricsPort', 'needs metrics on');
   if (v.allow !== undefined) {
     if (!Array.isArray(v.allow) || v.allow.length === 0) fail(where, 'allow', 'expected a list of rules');
     c.allow = v.allow.map((r) => String(r).trim());

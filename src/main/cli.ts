@@ -5,10 +5,11 @@ import cluster from 'node:cluster';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, helpText, loadConfig } from '../config/config.js';
-import { createLogger } from '../shared/logger.js';
+import { createLogger, defaultLogFormat } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { ignoredDirectives, parseReport } from '../squid/parse-report.js';
 import { rotateFiles } from './log-rotate.js';
+import { startMetricsListener } from './metrics-listener.js';
 import { removePidFile, signalInstance, writePidFile } from './pid-file.js';
 import { Supervisor } from './supervisor.js';
 import { Sweeper } from './sweeper.js';
@@ -55,7 +56,9 @@ try {
   die(`cannot create cache dir ${config.cacheDir}: ${(err as NodeJS.ErrnoException).code}`, 2);
 }
 
-const log = createLogger(config.logLevel, { role: 'primary' });
+// Resolved once here, so the workers (whose stderr is the primary's) log the same way.
+config.logFormat ??= defaultLogFormat();
+const log = createLogger(config.logLevel, { role: 'primary' }, config.logFormat);
 for (const i of ignoredDirectives(config)) log.warn(`ignored: ${i}`);
 cluster.schedulingPolicy = cluster.SCHED_RR;
 cluster.setupPrimary({ exec: fileURLToPath(new URL('../workers/worker.js', import.meta.url)), args: [] });
@@ -67,7 +70,7 @@ const supervisor = new Supervisor(config, log, (message) => {
   log.error(message);
 });
 
-const sweeper = new Sweeper(config, log);
+const sweeper = new Sweeper(config, log, (r) => supervisor.metrics?.swept(r));
 
 async function shutdown(signal: string): Promise<void> {
   log.info({ signal }, 'graceful stop: no new connections, finishing in-flight requests');
@@ -89,7 +92,8 @@ process.on('SIGHUP', () => {
     );
     return;
   }
-  log.info('reload: replacing workers one at a time');
+  next.logFormat ??= current.logFormat;
+  log.info({ changed: changedSettings(current, next) }, 'reload: replacing workers one at a time');
   current = next;
   sweeper.setConfig(next);
   void supervisor.reload(next);
@@ -112,6 +116,17 @@ try {
 } catch (err) {
   die((err as Error).message, 1);
 }
+if (config.metricsPort !== null) {
+  try {
+    const m = await startMetricsListener(config, config.metricsPort, (p) => supervisor.page(p));
+    log.info({ metricsPort: m.port }, 'metrics listening');
+  } catch (err) {
+    die(
+      `cannot listen on ${config.host}:${config.metricsPort} for metrics: ${(err as NodeJS.ErrnoException).code}`,
+      1,
+    );
+  }
+}
 started = true;
 sweeper.start();
 if (config.pidFile) {
@@ -130,3 +145,10 @@ const mode = config.origin ? `reverse proxy for ${config.origin}` : 'forward pro
 process.stdout.write(
   `cuttle ${VERSION} listening on ${addr.address}:${addr.port} (${mode}, ${config.workers} workers)\n`,
 );
+
+/** The settings a reload changes, for its log line (the reload's "what changed"). */
+function changedSettings(before: typeof config, after: typeof config): string[] {
+  return (Object.keys(after) as Array<keyof typeof config>).filter(
+    (k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]),
+  );
+}

@@ -5,8 +5,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
-import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
+import type { PrimaryMessage, PrimaryPage, WorkerMessage } from '../shared/messages.js';
 import type { ClusterStats, WorkerStats } from '../stats/counters.js';
+import { ClusterMetrics } from './cluster-metrics.js';
+import { DashboardHistory, type WorkerState } from './dashboard-stats.js';
 
 interface Slot {
   index: number;
@@ -14,6 +16,8 @@ interface Slot {
   startedAt: number;
   /** Crashes in a row of workers that died young; drives the respawn backoff. */
   crashes: number;
+  /** The error the worker reported as it died, for the crash line. */
+  lastError: string | null;
 }
 
 /** A worker that lived this long before dying is not part of a crash loop. */
@@ -34,12 +38,26 @@ export class Supervisor {
   private stopping = false;
   private reloading: Promise<void> | null = null;
   address: { address: string; port: number } | null = null;
+  /** Workers that listen (serving or draining): the ones a scrape asks. */
+  private readonly listening = new Set<Worker>();
+  /** Per slot: workers that died unasked and were replaced. */
+  private readonly restarts = new Map<number, number>();
+  /** Prometheus metrics over every worker; null with `metrics: false`. */
+  readonly metrics: ClusterMetrics | null;
+  private readonly dashboard = new DashboardHistory(this.startedAt);
 
   constructor(
     private config: Config,
     private readonly log: Logger,
     private readonly onFatal: (message: string) => void,
-  ) {}
+  ) {
+    this.metrics = config.metrics
+      ? new ClusterMetrics(
+          () => [...this.listening].filter((w) => w.isConnected()),
+          () => this.config.cacheSize,
+        )
+      : null;
+  }
 
   /** Forks every worker and resolves once all listen. */
   async start(): Promise<void> {
@@ -48,17 +66,24 @@ export class Supervisor {
 
   private spawn(index: number, crashes: number): Promise<Worker> {
     const worker = cluster.fork({ CUTTLE_CONFIG: JSON.stringify(this.config) });
-    const slot: Slot = { index, worker, startedAt: Date.now(), crashes };
+    const slot: Slot = { index, worker, startedAt: Date.now(), crashes, lastError: null };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'listen-error') this.onFatal(m.message);
       else if (m.type === 'mgr-request') void this.collectStats(worker, m.id);
       else if (m.type === 'stats') this.pendingStats.get(m.id)?.push(m.stats);
+      else if (m.type === 'metrics') this.metrics?.received(worker, m.id, m.report);
+      else if (m.type === 'page-request') void this.answerPage(worker, m.id, m.page);
+      else if (m.type === 'fatal') slot.lastError = m.message;
     });
     worker.on('exit', (code, signal) => this.onExit(slot, code, signal));
+    // A send to a worker whose channel just closed fails asynchronously, as an 'error' event that would
+    // otherwise take the primary down; the worker's exit is handled by onExit.
+    worker.on('error', (err) => this.log.debug({ worker: worker.id, err: err.message }, 'worker IPC error'));
     return new Promise((resolve, reject) => {
       worker.once('listening', (addr) => {
         this.address ??= { address: addr.address ?? this.config.host, port: addr.port };
         this.slots.set(index, slot);
+        this.listening.add(worker);
         this.log.info({ worker: worker.id, workerPid: worker.process.pid, slot: index }, 'worker listening');
         resolve(worker);
       });
@@ -68,13 +93,24 @@ export class Supervisor {
 
   private onExit(slot: Slot, code: number | null, signal: string | null): void {
     const { worker } = slot;
+    this.listening.delete(worker);
+    this.metrics?.exited(worker);
     if (this.retiring.delete(worker) || this.stopping) return;
     if (this.slots.get(slot.index)?.worker !== worker) return;
     const young = Date.now() - slot.startedAt < STABLE_AFTER_MS;
     const crashes = young ? slot.crashes + 1 : 1;
     const delay = respawnDelay(crashes);
+    this.restarts.set(slot.index, (this.restarts.get(slot.index) ?? 0) + 1);
+    this.metrics?.workerRestarted();
     this.log.error(
-      { worker: worker.id, workerPid: worker.process.pid, code, signal, respawnInMs: delay },
+      {
+        worker: worker.id,
+        workerPid: worker.process.pid,
+        code,
+        signal,
+        lastError: slot.lastError,
+        respawnInMs: delay,
+      },
       'worker died',
     );
     setTimeout(() => {
@@ -99,6 +135,64 @@ export class Supervisor {
     const stats: ClusterStats = { startedAt: this.startedAt, now: Date.now(), workers: replies };
     try {
       asker.send({ type: 'mgr-reply', id: askerId, stats } satisfies PrimaryMessage);
+    } catch {
+      // The asking worker is gone; so is its client.
+    }
+  }
+
+  /** What each slot's worker is doing, and the workers still draining after a reload. */
+  workerStates(): WorkerState[] {
+    const out: WorkerState[] = [];
+    for (const { index, worker, startedAt } of [...this.slots.values()].sort((a, b) => a.index - b.index)) {
+      out.push({
+        slot: index,
+        pid: worker.process.pid,
+        state: worker.isDead() ? 'down' : 'serving',
+        restarts: this.restarts.get(index) ?? 0,
+        startedAt,
+      });
+    }
+    for (const w of this.retiring)
+      if (!w.isDead())
+        out.push({ slot: -1, pid: w.process.pid, state: 'draining', restarts: 0, startedAt: this.startedAt });
+    return out;
+  }
+
+  /** The primary's pages (/metrics, stats.json), answered to the worker a client asked. */
+  async page(page: PrimaryPage): Promise<{ status: number; contentType: string; body: string }> {
+    if (!this.metrics)
+      return {
+        status: 404,
+        contentType: 'text/plain; charset=utf-8',
+        body: 'metrics are off (--metrics off, or "metrics": false in the config)\n',
+      };
+    const snap = await this.metrics.collect();
+    if (page === 'metrics')
+      return { status: 200, contentType: snap.registry.contentType, body: await snap.registry.metrics() };
+    const stats = this.dashboard.build(snap.metrics, {
+      now: Date.now(),
+      workers: this.workerStates(),
+      cacheBound: this.config.cacheSize,
+      top: snap.top,
+    });
+    return { status: 200, contentType: 'application/json', body: JSON.stringify(stats) };
+  }
+
+  private async answerPage(asker: Worker, id: number, page: PrimaryPage): Promise<void> {
+    let reply: PrimaryMessage;
+    try {
+      reply = { type: 'page-reply', id, ...(await this.page(page)) };
+    } catch (err) {
+      reply = {
+        type: 'page-reply',
+        id,
+        status: 500,
+        contentType: 'text/plain',
+        body: `${(err as Error).message}\n`,
+      };
+    }
+    try {
+      asker.send(reply);
     } catch {
       // The asking worker is gone; so is its client.
     }
@@ -140,6 +234,7 @@ export class Supervisor {
       config = { ...config, host: prev.host, port: prev.port };
     }
     this.config = config;
+    this.metrics?.reloaded(Date.now());
     this.reloading = (async () => {
       const count = Math.max(config.workers, prev.workers);
       for (let i = 0; i < count; i++) {

@@ -17,10 +17,14 @@ export class Sweeper {
   private running: Promise<void> | null = null;
   private readonly startedAt = Date.now();
   private first = true;
+  /** The last sweep had to evict: the cache is at its bound (logged once on the way up). */
+  private atBound = false;
 
   constructor(
     private config: Config,
     private readonly log: Logger,
+    /** Every sweep's result (the metrics' cache size, entries and evictions). */
+    private readonly onSwept: (r: SweepResult) => void = () => {},
   ) {
     this.pool = new Piscina({
       filename: new URL('./sweep-task.js', import.meta.url).href,
@@ -52,7 +56,15 @@ export class Sweeper {
     this.running = this.pool
       .run(job)
       .then((r) => {
-        if (r.evicted > 0 || r.orphanChunks > 0) this.log.info(r, 'cache sweep');
+        this.onSwept(r);
+        if (r.evicted > 0 || r.orphanChunks > 0) this.log.debug(r, 'cache sweep');
+        if (r.evicted > 0 && !this.atBound)
+          this.log.warn(
+            { bound: this.config.cacheSize, bytes: r.bytes, entries: r.entries, evicted: r.evicted },
+            'cache reached its size bound: evicting the least recently used entries',
+          );
+        // Back below 80 % (purges, expiry) before a new line: a cache that stays full logs once.
+        this.atBound = r.evicted > 0 || (this.atBound && r.bytes >= 0.8 * this.config.cacheSize);
       })
       .catch((err: Error) => this.log.error({ err: err.message }, 'cache sweep failed'))
       .finally(() => {

@@ -1,5 +1,18 @@
 /** IPC between the primary and its workers. */
+import type { Registry } from 'prom-client';
 import type { ClusterStats, WorkerStats } from '../stats/counters.js';
+
+/** One registry's metrics as prom-client's getMetricsAsJSON() gives them, the input of its aggregation. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** What a worker sends for a scrape: its metrics, and its most hit URLs of the last minute. */
+export interface WorkerMetricsReport {
+  metrics: MetricsJson;
+  top: Array<[string, number]>;
+}
+
+/** The primary's pages a worker serves on its behalf. */
+export type PrimaryPage = 'metrics' | 'stats.json';
 
 export type PrimaryMessage =
   | { type: 'shutdown'; deadlineMs: number }
@@ -7,8 +20,18 @@ export type PrimaryMessage =
   /** The cache manager wants every worker's counters. */
   | { type: 'stats-request'; id: number }
   /** The answer to a worker's mgr-request: the whole cluster's counters. */
-  | { type: 'mgr-reply'; id: number; stats: ClusterStats };
+  | { type: 'mgr-reply'; id: number; stats: ClusterStats }
+  /** A scrape: the primary wants this worker's metrics. */
+  | { type: 'metrics-request'; id: number }
+  /** The answer to a worker's page-request. */
+  | { type: 'page-reply'; id: number; status: number; contentType: string; body: string };
 export type WorkerMessage =
   | { type: 'listen-error'; message: string }
   | { type: 'stats'; id: number; stats: WorkerStats }
-  | { type: 'mgr-request'; id: number };
+  | { type: 'mgr-request'; id: number }
+  /** The answer to metrics-request; id 0 is the last report of a worker about to exit. */
+  | { type: 'metrics'; id: number; report: WorkerMetricsReport }
+  /** A client asked this worker for one of the primary's pages. */
+  | { type: 'page-request'; id: number; page: PrimaryPage }
+  /** The worker is dying of this error: the primary names it in its crash line. */
+  | { type: 'fatal'; message: string };

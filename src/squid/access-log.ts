@@ -14,7 +14,7 @@ const SonicBoom = sonicBoom as unknown as typeof SonicBoomClass;
 
 import { fieldValue, type RawHeaders } from '../http/fields.js';
 import { plainAddress } from '../http/forwarding.js';
-import type { FinishObserver, Outcome } from '../workers/transaction.js';
+import type { FinishObserver, Outcome, Transaction } from '../workers/transaction.js';
 import type { LogFormat } from './log-formats.js';
 
 export interface AccessRecord {
@@ -168,28 +168,33 @@ export function openAccessLog(path: string, format: LogFormat): AccessLog {
   };
 }
 
+/** Squid's result code of a finished transaction, from its record (the access log's and the metrics' label). */
+export function transactionResult(txn: Transaction, complete: boolean): string {
+  const squidError = txn.error?.squidError.split(' ')[0] ?? null;
+  return squidResult({
+    method: txn.method,
+    status: txn.status,
+    outcome: txn.outcome,
+    cached: txn.cache !== null,
+    squidError,
+    // Only a 304 asks, so a hit does not make node build the request's header object.
+    clientEtag: txn.status === 304 && txn.req.headers['if-none-match'] !== undefined,
+    aborted: !complete,
+    memory: txn.memory,
+    timedOut: squidError === 'ERR_READ_TIMEOUT' || (txn.status === 504 && squidError === 'ERR_CONNECT_FAIL'),
+  });
+}
+
 /** Writes one access.log line per finished transaction, rendered from its record. */
 export function accessLogObserver(out: AccessLog): FinishObserver {
   return (txn, end, bytes, complete) => {
     const req = txn.req;
-    const squidError = txn.error?.squidError.split(' ')[0] ?? null;
     const direct = txn.forwarded && txn.outcome !== 'hit' && txn.error === null;
     out.write({
       end,
       elapsed: end - txn.started,
       client: plainAddress(txn.socket.remoteAddress),
-      result: squidResult({
-        method: txn.method,
-        status: txn.status,
-        outcome: txn.outcome,
-        cached: txn.cache !== null,
-        squidError,
-        clientEtag: req.headers['if-none-match'] !== undefined,
-        aborted: !complete,
-        memory: txn.memory,
-        timedOut:
-          squidError === 'ERR_READ_TIMEOUT' || (txn.status === 504 && squidError === 'ERR_CONNECT_FAIL'),
-      }),
+      result: transactionResult(txn, complete),
       status: txn.status,
       bytes,
       method: txn.method,

@@ -32,7 +32,7 @@ export class Tunnels {
     txn.outcome = 'tunnel';
     client.on('error', () => client.destroy());
     const fail = (err: ProxyError) => {
-      log.info(
+      log.debug(
         { client: req.socket.remoteAddress, target: req.url, status: err.status, error: err.squidError },
         err.message,
       );

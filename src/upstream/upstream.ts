@@ -5,12 +5,13 @@
  * ServerResponse and never decides anything about caching.
  */
 import type { IncomingMessage } from 'node:http';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { Config } from '../config/config.js';
 import type { RawHeaders } from '../http/fields.js';
 import type { Logger } from '../shared/logger.js';
 import type { BodySink } from '../store/store.js';
 import { ForwardHandler } from './forward-handler.js';
+import { OriginHealth } from './origin-health.js';
 
 export interface UpstreamRequest {
   origin: string;
@@ -38,6 +39,14 @@ export interface Pending {
   abort(reason: string): void;
 }
 
+/** Timings the metrics take from the upstream link (a connection is not a request's, so not on the record). */
+export interface UpstreamTimings {
+  /** A connection to an origin opened, in this many seconds. */
+  connected(seconds: number): void;
+  /** A response header section arrived this many seconds after the request was dispatched. */
+  headers(seconds: number): void;
+}
+
 // Errors where the request cannot have been processed: the pooled connection died under us.
 const RETRYABLE = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 // RFC 9110 §9.2.2: only idempotent requests may be retried automatically.
@@ -49,10 +58,24 @@ export class Upstream {
   constructor(
     config: Config,
     private readonly log: Logger,
+    private readonly timings: UpstreamTimings | null = null,
   ) {
     const t = config.timeouts;
+    const connector = buildConnector({ timeout: t.connect });
+    const health = new OriginHealth(log);
     this.agent = new Agent({
-      connect: { timeout: t.connect },
+      // undici's own connector, timed, and watched for origins that stop accepting connections.
+      connect: (opts, callback) => {
+        const start = performance.now();
+        connector(opts, (...args) => {
+          const origin = `${opts.protocol}//${opts.hostname}:${opts.port}`;
+          if (args[0] === null) {
+            health.connected(origin);
+            timings?.connected((performance.now() - start) / 1000);
+          } else health.connectFailed(origin, args[0]);
+          callback(...args);
+        });
+      },
       headersTimeout: t.response,
       bodyTimeout: t.read,
       keepAliveTimeout: 4_000,
@@ -60,7 +83,20 @@ export class Upstream {
     });
   }
 
-  fetch(up: UpstreamRequest, exchange: Exchange): Pending {
+  fetch(up: UpstreamRequest, asked: Exchange): Pending {
+    const timings = this.timings;
+    let exchange = asked;
+    if (timings !== null) {
+      const start = performance.now();
+      // Exchanges are plain objects (as miss.ts builds them): keep every hook, time the head.
+      exchange = {
+        ...asked,
+        onHead: (status, raw) => {
+          timings.headers((performance.now() - start) / 1000);
+          return asked.onHead(status, raw);
+        },
+      };
+    }
     const pending = { handler: null as ForwardHandler | null, aborted: null as string | null };
     const dispatch = (retries: number) => {
       const handler = new ForwardHandler(exchange, (err) => {

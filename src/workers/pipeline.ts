@@ -77,6 +77,8 @@ export function createPipeline(d: PipelineDeps) {
     const target = parseTarget(txn.url);
     const report = self.managerReport(target);
     if (report !== null) return self.manage(txn, res, report);
+    const page = self.internalPage(target);
+    if (page !== null) return self.internal(txn, res, page);
     if (target.form === 'invalid') return respond.error(txn, res, invalidRequest(target.reason));
     if (target.form === 'asterisk') {
       if (txn.method === 'OPTIONS') return self.options(txn, res);

@@ -90,7 +90,8 @@ export class Respond {
   error(txn: Transaction, res: ServerResponse, err: ProxyError): void {
     txn.error = err;
     const req = txn.req;
-    this.log.info(
+    // Per request, so debug: the access log records every refusal and failure; operator events log above info.
+    this.log.debug(
       {
         client: req.socket.remoteAddress,
         method: txn.method,

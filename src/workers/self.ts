@@ -1,6 +1,7 @@
 /**
  * Answers cuttle makes itself: OPTIONS and TRACE at Max-Forwards 0 (RFC 9110 §7.6.2, §9.3.8), Squid's
- * PURGE, and the cache manager's pages on the proxy's own host.
+ * PURGE, the cache manager's pages on the proxy's own host, and /cuttle-internal/ (metrics, stats.json,
+ * dashboard) under the cache manager's access rule.
  */
 import type { ServerResponse } from 'node:http';
 import type { Access } from '../access/access.js';
@@ -9,12 +10,20 @@ import type { Config } from '../config/config.js';
 import { fieldValue } from '../http/fields.js';
 import { traceBody } from '../http/forwarding.js';
 import type { Target } from '../http/target.js';
+import type { PrimaryPage } from '../shared/messages.js';
 import { type ManagerDeps, MGR_PREFIX, serveManager } from '../squid/cache-manager.js';
+import { DASHBOARD_HTML } from '../stats/dashboard-page.js';
 import type { CacheStore } from '../store/store.js';
+import type { ClusterStatsClient } from './cluster-stats.js';
 import type { Respond } from './respond.js';
 import type { Transaction } from './transaction.js';
 
 const ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT';
+export const INTERNAL_PREFIX = '/cuttle-internal/';
+
+/** A /cuttle-internal/ page; `unknown` is answered 404. */
+export type InternalPage = PrimaryPage | 'dashboard' | 'unknown';
+const PAGES = new Set<string>(['metrics', 'stats.json', 'dashboard']);
 
 export class SelfAnswers {
   constructor(
@@ -25,6 +34,7 @@ export class SelfAnswers {
     private readonly manager: ManagerDeps,
     /** The port we listen on, once listening. */
     private readonly port: () => number | undefined,
+    private readonly primary: ClusterStatsClient,
   ) {}
 
   options(txn: Transaction, res: ServerResponse): void {
@@ -72,26 +82,78 @@ export class SelfAnswers {
   /** The cache manager report a target asks for (`/squid-internal-mgr/info`, on this host), or null. */
   managerReport(target: Target): string | null {
     if (target.form !== 'origin' && target.form !== 'absolute') return null;
-    if (!target.path.startsWith(MGR_PREFIX)) return null;
-    if (target.form === 'absolute') {
-      const ours = new Set(['localhost', '127.0.0.1', '[::1]', this.config.visibleHostname.toLowerCase()]);
-      if (!ours.has(target.host.toLowerCase()) || target.port !== this.port()) return null;
-    }
+    if (!target.path.startsWith(MGR_PREFIX) || !this.forUs(target)) return null;
     return target.path.slice(MGR_PREFIX.length).split(/[?/]/)[0] || 'menu';
   }
 
-  manage(txn: Transaction, res: ServerResponse, report: string): void {
+  /**
+   * The /cuttle-internal/ page a target asks for, or null. Plain `/metrics` too, when the request is for
+   * the proxy itself: origin form in forward mode (in reverse mode it is the site's), or our own host.
+   */
+  internalPage(target: Target): InternalPage | null {
+    if (target.form !== 'origin' && target.form !== 'absolute') return null;
+    const path = target.path;
+    let page: string;
+    if (path.startsWith(INTERNAL_PREFIX)) page = path.slice(INTERNAL_PREFIX.length).split(/[?/]/)[0];
+    else if (path === '/metrics' || path.startsWith('/metrics?')) {
+      if (target.form === 'origin' && this.config.origin !== null) return null;
+      page = 'metrics';
+    } else return null;
+    if (!this.forUs(target)) return null;
+    return PAGES.has(page) ? (page as InternalPage) : 'unknown';
+  }
+
+  /** An absolute-form target names this proxy: one of our names, and the port we listen on. */
+  private forUs(target: Target): boolean {
+    if (target.form !== 'absolute') return true;
+    const ours = new Set(['localhost', '127.0.0.1', '[::1]', this.config.visibleHostname.toLowerCase()]);
+    return ours.has(target.host.toLowerCase()) && target.port === this.port();
+  }
+
+  /** Whether the access rules let this request see the proxy's own pages (Squid's `manager` ACL). */
+  private managerDenied(txn: Transaction, path: string) {
     const name = this.config.visibleHostname;
     const port = this.port() ?? this.config.port;
-    const path = `${MGR_PREFIX}${report}`;
-    const denied = this.access.manager(txn, {
+    return this.access.manager(txn, {
       scheme: 'http',
       host: name,
       port,
       url: `http://${name}:${port}${path}`,
       path,
     });
+  }
+
+  manage(txn: Transaction, res: ServerResponse, report: string): void {
+    const denied = this.managerDenied(txn, `${MGR_PREFIX}${report}`);
     if (denied) return this.respond.error(txn, res, denied);
     serveManager(txn, res, report, this.manager);
+  }
+
+  internal(txn: Transaction, res: ServerResponse, page: InternalPage): void {
+    const denied = this.managerDenied(txn, `${INTERNAL_PREFIX}${page}`);
+    if (denied) return this.respond.error(txn, res, denied);
+    txn.req.resume();
+    const send = (status: number, contentType: string, body: string) =>
+      this.respond.synth(
+        txn,
+        res,
+        status,
+        [
+          'Content-Type',
+          contentType,
+          'Content-Length',
+          String(Buffer.byteLength(body)),
+          'Cache-Control',
+          'no-store',
+        ],
+        body,
+      );
+    if (page === 'unknown')
+      return send(404, 'text/plain; charset=utf-8', 'not found: try metrics, stats.json or dashboard\n');
+    if (page === 'dashboard') return send(200, 'text/html; charset=utf-8', DASHBOARD_HTML);
+    this.primary
+      .page(page)
+      .then((r) => send(r.status, r.contentType, r.body))
+      .catch((err: Error) => send(503, 'text/plain; charset=utf-8', `${err.message}\n`));
   }
 }

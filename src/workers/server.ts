@@ -12,16 +12,18 @@ import type { Config } from '../config/config.js';
 import { headersTooLarge, invalidRequest, ProxyError, rawErrorResponse, uriTooLong } from '../http/errors.js';
 import { viaEntry } from '../http/forwarding.js';
 import type { Logger } from '../shared/logger.js';
+import type { WorkerMetricsReport } from '../shared/messages.js';
 import { PRODUCT } from '../shared/version.js';
 import { accessLogObserver, openAccessLog } from '../squid/access-log.js';
 import { plugins } from '../squid/layer.js';
 import { type ClusterStats, StatsCounter, type WorkerStats } from '../stats/counters.js';
+import { WorkerMetrics } from '../stats/metrics.js';
 import { openLmdbStores } from '../store/lmdb/lmdb-store.js';
 import type { Stores } from '../store/store.js';
 import { Tunnels } from '../tunnel/tunnel.js';
 import { Upstream } from '../upstream/upstream.js';
 import { isClosing } from './closing.js';
-import { ClusterStatsClient } from './cluster-stats.js';
+import { ClusterStatsClient, type PageReply } from './cluster-stats.js';
 import { Finish } from './finish.js';
 import { createPipeline, upstreamRequestBuilder } from './pipeline.js';
 import { Respond } from './respond.js';
@@ -37,8 +39,10 @@ export interface ProxyServer {
   reopenLogs(): void;
   /** This worker's counters, for the primary. */
   stats(): WorkerStats;
-  /** The primary's answer to this worker's request for the cluster's counters. */
-  clusterStats(id: number, stats: ClusterStats): void;
+  /** The primary's answer to this worker's request for the cluster's counters, or for one of its pages. */
+  clusterStats(id: number, answer: ClusterStats | PageReply): void;
+  /** This worker's metrics for a scrape; null with `metrics: false`. */
+  metricsReport(): Promise<WorkerMetricsReport> | null;
 }
 
 export interface ProxyOptions {
@@ -47,6 +51,9 @@ export interface ProxyOptions {
   /** More finish hooks (tests read transactions through one). */
   observers?: FinishObserver[];
 }
+
+/** How many of its most hit URLs a worker reports to the dashboard. */
+const TOP_REPORTED = 20;
 
 export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}): ProxyServer {
   const via = viaEntry('1.1', config.visibleHostname, PRODUCT);
@@ -57,6 +64,13 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
   );
   const { access, headerRules, freshness } = plugins(config, via, heuristic);
   const respond = new Respond(config.visibleHostname, via, headerRules, log);
+  // Off (`metrics: false`): nothing is fed at finish, no timers run, and the hit path is as without metrics.
+  const metrics: WorkerMetrics | null = config.metrics
+    ? new WorkerMetrics({
+        connections: () => new Promise<number>((r) => server.getConnections((err, n) => r(err ? 0 : n))),
+        tunnels: (): number => tunnels.open.size,
+      })
+    : null;
   const stores =
     opts.stores ??
     openLmdbStores(
@@ -64,12 +78,20 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       config.cacheSize,
       { minUses: config.cacheMinUses, windowMs: config.cacheMinUsesWindow },
       log,
+      metrics ? () => metrics.writeFailed() : undefined,
     );
-  const upstream = new Upstream(config, log);
+  const upstream = new Upstream(
+    config,
+    log,
+    metrics
+      ? { connected: (s) => metrics.upstreamConnected(s), headers: (s) => metrics.upstreamHeaders(s) }
+      : null,
+  );
   const stats = new StatsCounter();
   const accessLog = config.accessLog ? openAccessLog(config.accessLog, config.accessLogFormat) : null;
   const finish = new Finish([
     stats.observer,
+    ...(metrics ? [metrics.observer] : []),
     ...(accessLog ? [accessLogObserver(accessLog)] : []),
     ...(opts.observers ?? []),
   ]);
@@ -118,6 +140,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       clusterStats: () => cluster.request(),
     },
     port,
+    cluster,
   );
   const onRequest = createPipeline({
     config,
@@ -169,7 +192,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     } else {
       perr = invalidRequest(`malformed request: ${err.message.replace(/^Parse Error: /, '')}`);
     }
-    log.info(
+    log.debug(
       { client: socket.remoteAddress, status: perr.status, error: perr.squidError, code: err.code },
       perr.message,
     );
@@ -222,6 +245,12 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     reopenLogs: () => accessLog?.reopen(),
     stats: () => stats.snapshot(),
     clusterStats: (id, s) => cluster.answered(id, s),
+    metricsReport: () =>
+      metrics
+        ? metrics.registry
+            .getMetricsAsJSON()
+            .then((m) => ({ metrics: m, top: metrics.top.top(TOP_REPORTED) }))
+        : null,
   };
 }
 

@@ -47,6 +47,8 @@ export interface Route {
 
 export class Transaction {
   readonly started = Date.now();
+  /** The same instant in high resolution, for the duration histograms' sub-millisecond buckets. */
+  readonly startedHr = performance.now();
   /** The client socket's bytesWritten when the request arrived: bytes sent = the difference at the end. */
   readonly bytesBefore: number;
   readonly method: string;

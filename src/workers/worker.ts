@@ -5,16 +5,26 @@ import cluster from 'node:cluster';
 import type { Config } from '../config/config.js';
 import { createLogger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
-import { silenceCommitError } from '../store/lmdb/layout.js';
+import { isCommitFailure, silenceCommitError } from '../store/lmdb/layout.js';
 import { createProxy } from './server.js';
 
 const config = JSON.parse(process.env.CUTTLE_CONFIG ?? '{}') as Config;
-const log = createLogger(config.logLevel, { role: 'worker', worker: cluster.worker?.id });
+const log = createLogger(config.logLevel, { role: 'worker', worker: cluster.worker?.id }, config.logFormat);
 const send = (m: WorkerMessage) => process.send?.(m);
+
+/** Dies of `err`, telling the primary first so its crash line names the error. */
+function die(err: unknown): void {
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  const exit = () => process.exit(70);
+  // The message is sent asynchronously: exit once it is out, or soon if the channel is gone.
+  setTimeout(exit, 200).unref();
+  if (!process.connected) return exit();
+  process.send?.({ type: 'fatal', message } satisfies WorkerMessage, exit);
+}
 
 process.on('uncaughtException', (err) => {
   log.fatal({ err }, 'uncaught exception: worker exits and the primary replaces it');
-  process.exit(70);
+  die(err);
 });
 process.on('unhandledRejection', (err) => {
   // lmdb-js rejects every write of a failed commit, including ones it creates internally; a full disk must
@@ -23,8 +33,9 @@ process.on('unhandledRejection', (err) => {
     silenceCommitError(err);
     return;
   }
+  if (isCommitFailure(err)) return;
   log.fatal({ err }, 'unhandled rejection: worker exits and the primary replaces it');
-  process.exit(70);
+  die(err);
 });
 // A terminal's ^C reaches the whole process group; the primary alone decides how workers stop.
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'] as const) process.on(sig, () => {});
@@ -35,6 +46,13 @@ async function stop(deadlineMs: number): Promise<void> {
   if (stopping) return;
   stopping = true;
   await proxy.shutdown(deadlineMs);
+  // The last counts since the last scrape, so a reload loses none of them (the primary keeps them).
+  const report = await proxy.metricsReport()?.catch(() => null);
+  if (report && process.connected)
+    await new Promise<void>((r) => {
+      setTimeout(r, 500).unref();
+      process.send?.({ type: 'metrics', id: 0, report } satisfies WorkerMessage, () => r());
+    });
   process.exit(0);
 }
 
@@ -43,6 +61,9 @@ process.on('message', (m: PrimaryMessage) => {
   else if (m.type === 'reopen-logs') proxy.reopenLogs();
   else if (m.type === 'stats-request') send({ type: 'stats', id: m.id, stats: proxy.stats() });
   else if (m.type === 'mgr-reply') proxy.clusterStats(m.id, m.stats);
+  else if (m.type === 'page-reply') proxy.clusterStats(m.id, m);
+  else if (m.type === 'metrics-request')
+    void proxy.metricsReport()?.then((report) => send({ type: 'metrics', id: m.id, report }));
 });
 // The primary is gone (even by kill -9): nobody hands us connections any more, so drain and go.
 process.on('disconnect', () => void stop(config.timeouts.shutdown));

@@ -48,11 +48,27 @@ describe('configuration', () => {
       '10.0.0.0/8,localhost',
       '--allow',
       'all',
+      '--log-format',
+      'pretty',
+      '--metrics-port',
+      '9101',
     ]).config;
     assert.deepEqual(
-      [c.port, c.host, c.workers, c.cacheDir, c.origin, c.logLevel, c.allow],
-      [8080, '0.0.0.0', 3, '/tmp/x', 'http://127.0.0.1:9000', 'warn', ['10.0.0.0/8', 'localhost', 'all']],
+      [c.port, c.host, c.workers, c.cacheDir, c.origin, c.logLevel, c.allow, c.logFormat, c.metricsPort],
+      [
+        8080,
+        '0.0.0.0',
+        3,
+        '/tmp/x',
+        'http://127.0.0.1:9000',
+        'warn',
+        ['10.0.0.0/8', 'localhost', 'all'],
+        'pretty',
+        9101,
+      ],
     );
+    assert.equal(loadConfig(['--metrics', 'off']).config.metrics, false);
+    assert.equal(loadConfig([]).config.metrics, true);
   });
 
   it('lets flags override the config file, which overrides defaults', () => {
@@ -76,6 +92,10 @@ describe('configuration', () => {
       [['--origin', 'http://x/path'], /origin/],
       [['--allow', '300.1.1.1'], /allow/],
       [['--log-level', 'loud'], /logLevel/],
+      [['--log-format', 'xml'], /logFormat/],
+      [['--metrics', 'maybe'], /metrics/],
+      [['--metrics-port', 'x'], /metricsPort/],
+      [['--metrics', 'off', '--metrics-port', '9101'], /metricsPort: needs metrics on/],
       [['--bogus'], /bogus/],
       [['--config', file('b.json', '{"nope": 1}')], /nope: unknown setting/],
       [['--config', file('c.json', '{not json')], /not valid JSON/],

@@ -141,7 +141,10 @@ describe('shared store', () => {
       assert.ok(n >= 5, `kept ${n} entries`);
       assert.match(String((await viaProxy(c.port, hot)).headers['cache-status']), /hit/);
       assert.equal(hits(`/hot?size=${100 * 1024}`), 1);
-      assert.ok(c.logs().some((l) => l.msg === 'cache sweep' && Number(l.evicted) > 0));
+      const bound = c.logs().filter((l) => String(l.msg).startsWith('cache reached its size bound'));
+      assert.equal(bound.length, 1, 'one line when the cache reaches its bound, not one per sweep');
+      const metrics = (await viaProxy(c.port, '/cuttle-internal/metrics')).body.toString();
+      assert.ok(Number(/^cuttle_cache_evictions_total (\d+)/m.exec(metrics)?.[1]) > 0, metrics);
     } finally {
       await c.stop();
     }

@@ -65,6 +65,18 @@ export function silenceCommitError(err: unknown): void {
   if (p && typeof p.catch === 'function') p.catch(() => {});
 }
 
+/**
+ * lmdb-js rejects a failed commit's own promise with the raw error (EIO, ENOSPC) as well; when that
+ * rejection is found unhandled before the writes' handlers silenced it, it is still only a failed write.
+ */
+export function isCommitFailure(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === 'number' &&
+    /[/\\]lmdb[/\\]write\.js:/.test(err.stack ?? '')
+  );
+}
+
 /** Body ids start with their creation time, so the sweeper can tell an abandoned write from one under way. */
 export function newBodyId(): string {
   return `${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 10)}`;

@@ -252,9 +252,11 @@ export function openLmdbStores(
   cacheSize: number,
   admission: { minUses: number; windowMs: number },
   log: Logger,
+  /** Told of every failed write (the metrics count them). */
+  onWriteFailed?: () => void,
 ): Stores {
   const env = openCacheEnv(cacheDir, cacheSize);
-  const writeFailed = writeFailureReporter(log);
+  const writeFailed = writeFailureReporter(log, onWriteFailed);
   const store = new LmdbStore(env, log, writeFailed);
   const recency = new LmdbRecency(env, writeFailed);
   return {

@@ -4,10 +4,11 @@ import { silenceCommitError } from './layout.js';
 export type WriteFailed = (err: unknown) => void;
 
 /** A failed write (disk full, map full) costs that entry only; it is logged at most once a minute. */
-export function writeFailureReporter(log: Logger): WriteFailed {
+export function writeFailureReporter(log: Logger, counted?: () => void): WriteFailed {
   let last = 0;
   return (err) => {
     silenceCommitError(err);
+    counted?.();
     const now = Date.now();
     if (now - last > 60_000) {
       last = now;
