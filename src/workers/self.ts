@@ -5,8 +5,10 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Access } from '../access/access.js';
+import { parsePurgeRequest } from '../cache/purge-request.js';
 import { parseTags } from '../cache/tags.js';
 import type { Config } from '../config/config.js';
+import { invalidRequest, ProxyError } from '../http/errors.js';
 import { fieldValue } from '../http/fields.js';
 import { traceBody } from '../http/forwarding.js';
 import type { Target } from '../http/target.js';
@@ -22,8 +24,10 @@ const ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH, CONNECT';
 export const INTERNAL_PREFIX = '/cuttle-internal/';
 
 /** A /cuttle-internal/ page; `unknown` is answered 404. */
-export type InternalPage = PrimaryPage | 'dashboard' | 'unknown';
-const PAGES = new Set<string>(['metrics', 'stats.json', 'dashboard']);
+export type InternalPage = PrimaryPage | 'dashboard' | 'purge' | 'unknown';
+const PAGES = new Set<string>(['metrics', 'stats.json', 'dashboard', 'purge']);
+/** A purge body larger than this is refused (10,000 URLs fit). */
+const MAX_PURGE_BODY = 4 * 1024 * 1024;
 
 export class SelfAnswers {
   constructor(
@@ -68,15 +72,53 @@ export class SelfAnswers {
       return;
     }
     void this.store.purge(tags.length > 0 ? { tags } : { urls: [txn.key] }, soft).then((n) => {
-      const body = `${JSON.stringify({ purged: n, soft })}\n`;
-      this.respond.synth(
-        txn,
-        res,
-        n > 0 ? 200 : 404,
-        ['Content-Type', 'application/json', 'Content-Length', String(body.length), 'Via', this.respond.via],
-        body,
-      );
+      this.sendPurged(txn, res, n > 0 ? 200 : 404, n, soft);
     });
+  }
+
+  /**
+   * `POST /cuttle-internal/purge` with `{"urls": [...]}` and/or `{"tags": [...]}` (and `"soft": true`, or
+   * the `Fastly-Soft-Purge: 1` header): the same purge as PURGE, for many URLs or tags at once, under
+   * PURGE's access rule as well as the pages' one. Answers `{"purged": N, "soft": …}`.
+   */
+  private purgeByBody(txn: Transaction, res: ServerResponse): void {
+    const req = txn.req;
+    if (txn.method !== 'POST') {
+      req.resume();
+      const why = 'POST a JSON body {"urls": [...]} or {"tags": [...]} to purge';
+      return this.respond.error(txn, res, new ProxyError(405, 'ERR_UNSUP_REQ', why, ['Allow', 'POST']));
+    }
+    const denied = this.access.purge(txn);
+    if (denied) return this.respond.error(txn, res, denied);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_PURGE_BODY) chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size > MAX_PURGE_BODY) {
+        const tooBig = new ProxyError(413, 'ERR_TOO_BIG', `purge body larger than ${MAX_PURGE_BODY} bytes`);
+        return this.respond.error(txn, res, tooBig);
+      }
+      const asked = parsePurgeRequest(Buffer.concat(chunks).toString('utf8'));
+      if (typeof asked === 'string') return this.respond.error(txn, res, invalidRequest(asked));
+      const soft = asked.soft || fieldValue(req.rawHeaders, 'fastly-soft-purge')?.trim() === '1';
+      void this.store.purge({ urls: asked.urls, tags: asked.tags }, soft).then((n) => {
+        this.sendPurged(txn, res, 200, n, soft);
+      });
+    });
+  }
+
+  private sendPurged(txn: Transaction, res: ServerResponse, status: number, n: number, soft: boolean): void {
+    const body = `${JSON.stringify({ purged: n, soft })}\n`;
+    this.respond.synth(
+      txn,
+      res,
+      status,
+      ['Content-Type', 'application/json', 'Content-Length', String(body.length), 'Via', this.respond.via],
+      body,
+    );
   }
 
   /** The cache manager report a target asks for (`/squid-internal-mgr/info`, on this host), or null. */
@@ -132,6 +174,7 @@ export class SelfAnswers {
   internal(txn: Transaction, res: ServerResponse, page: InternalPage): void {
     const denied = this.managerDenied(txn, `${INTERNAL_PREFIX}${page}`);
     if (denied) return this.respond.error(txn, res, denied);
+    if (page === 'purge') return this.purgeByBody(txn, res);
     txn.req.resume();
     const send = (status: number, contentType: string, body: string) =>
       this.respond.synth(
@@ -149,7 +192,11 @@ export class SelfAnswers {
         body,
       );
     if (page === 'unknown')
-      return send(404, 'text/plain; charset=utf-8', 'not found: try metrics, stats.json or dashboard\n');
+      return send(
+        404,
+        'text/plain; charset=utf-8',
+        'not found: try metrics, stats.json, dashboard or purge\n',
+      );
     if (page === 'dashboard') return send(200, 'text/html; charset=utf-8', DASHBOARD_HTML);
     this.primary
       .page(page)

@@ -103,6 +103,31 @@ describe('purge by tag and soft purge', () => {
     assert.equal(count('/news/2'), before + 1, 'one conditional request');
   });
 
+  it('POST /cuttle-internal/purge takes {"urls": [...]} and {"tags": [...]}, softly on request', async () => {
+    const post = (body: string, headers: Record<string, string> = {}, method = 'POST') =>
+      viaProxy(cuttle.port, '/cuttle-internal/purge', { method, body, agent: false, headers });
+    await stored('/news/3', 'en');
+    await stored('/news/3', 'fr');
+    await stored('/product/9', 'en');
+    const byUrl = await post(JSON.stringify({ urls: [`${origin.url}/news/3`] }));
+    assert.equal(byUrl.status, 200);
+    assert.deepEqual(JSON.parse(byUrl.body.toString()), { purged: 2, soft: false }, 'both variants');
+    assert.equal((await get('/news/3', 'fr', { 'Cache-Control': 'only-if-cached' })).status, 504);
+    const soft = await post(JSON.stringify({ tags: ['product'], soft: true }));
+    assert.deepEqual(JSON.parse(soft.body.toString()), { purged: 1, soft: true });
+    assert.match(String((await get('/product/9', 'en')).headers['cache-status']), /fwd=stale/);
+    const bad = await post('{"urls": "x"}');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.toString(), /"urls" must be a list/);
+    assert.equal((await post('', {}, 'GET')).status, 405);
+    const stranger = await viaProxy(cuttle.port, '/cuttle-internal/purge', {
+      method: 'POST',
+      body: '{"tags": ["all"]}',
+      localAddress: '127.0.0.2',
+    });
+    assert.equal(stranger.status, 403, 'only this host may purge by default');
+  });
+
   it('--keep-tag-headers passes the tag fields on', async () => {
     const keep = await startCuttle({ workers: 1, args: ['--keep-tag-headers'] });
     try {
