@@ -44,7 +44,7 @@ describe('after an error for a malformed request', () => {
       `POST http://${host()}/te HTTP/1.1\r\nHost: ${host()}\r\nTransfer-Encoding: \r\nContent-Length: 4\r\n\r\nabcd${smuggled}`,
     );
     assert.deepEqual(statuses(r.text), [400]);
-    // Node 20 and 22's llhttp let it through to our framing check; Node 24's refuses it itself.
+    // Node 20's llhttp lets it through to our framing check; Node 22's (22.23) and 24's refuse it themselves.
     assert.match(r.text, /Content-Length and Transfer-Encoding together|Empty Transfer-Encoding/);
     assert.equal(r.closed, true);
     assert.ok(!origin.seen.some((s) => s.url.startsWith('/smuggled')));
