@@ -63,6 +63,8 @@ const USAGE = `npm run bench -- [options]
                           fixed-response node:http cluster, the platform's floor)
   --baseline DIR          also run the cuttle built in checkout DIR (npm ci && npm run build there), as
                           'baseline', in the same alternating rounds: a change against its parent
+  --baseline-args "ARGS"  extra cuttle flags for the baseline (with --baseline . the cost of an option,
+                          e.g. --baseline . --baseline-args "--metrics off")
   --scenarios LIST        a subset of: ${'hit-1k,hit-16k,hit-256k,hit-1m,miss-1k,revalidate-1k,connect,coalesce'}
   --install-peers         apt-get install squid nginx varnish wrk first
 `;
@@ -79,6 +81,7 @@ const { values } = parseArgs({
     scenarios: { type: 'string' },
     'install-peers': { type: 'boolean', default: false },
     baseline: { type: 'string' },
+    'baseline-args': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -330,7 +333,10 @@ try {
     if (workerCounts.length > 1) sys.name = `cuttle-w${n}`;
     systems.push(sys);
   }
-  if (values.baseline !== undefined) systems.push(await startCuttleSystem(workers, origin, values.baseline));
+  if (values.baseline !== undefined) {
+    const args = values['baseline-args']?.split(' ').filter(Boolean) ?? [];
+    systems.push(await startCuttleSystem(workers, origin, values.baseline, args));
+  }
   for (const p of peers) systems.push(await startPeer(p, scratch, origin, workers));
   log(
     `${systems.map((s) => `${s.name} ${s.version}`).join(', ')} (${workers} workers each) · ${tool}, ${connections} connections, ${duration} s per run, ${rounds} round${rounds > 1 ? 's' : ''}`,

@@ -71,11 +71,13 @@ export async function startCuttleSystem(
   workers: number,
   origin: OriginPorts,
   baselineDir?: string,
+  args: string[] = [],
 ): Promise<System> {
   const cli = baselineDir === undefined ? undefined : join(baselineDir, 'dist/src/main/cli.js');
   const c = await startCuttle({
     workers,
     cli,
+    args,
     logLevel: 'warn',
     config: { connectPorts: [443, origin.https] },
   });
