@@ -8,6 +8,7 @@ import { ConfigError, helpText, loadConfig } from '../config/config.js';
 import { createLogger, defaultLogFormat } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { ignoredDirectives, parseReport } from '../squid/parse-report.js';
+import { prepareCacheEnv } from '../store/lmdb/layout.js';
 import { rotateFiles } from './log-rotate.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { removePidFile, signalInstance, writePidFile } from './pid-file.js';
@@ -54,6 +55,11 @@ try {
   mkdirSync(config.cacheDir, { recursive: true });
 } catch (err) {
   die(`cannot create cache dir ${config.cacheDir}: ${(err as NodeJS.ErrnoException).code}`, 2);
+}
+try {
+  await prepareCacheEnv(config.cacheDir, config.cacheSize);
+} catch (err) {
+  die(`cannot open the cache in ${config.cacheDir}: ${(err as Error).message}`, 2);
 }
 
 // Resolved once here, so the workers (whose stderr is the primary's) log the same way.

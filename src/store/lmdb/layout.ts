@@ -41,6 +41,17 @@ export function openCacheEnv(cacheDir: string, cacheSize: number): CacheEnv {
 }
 
 /**
+ * Creates the environment and every named database, once, in the primary before any worker starts:
+ * LMDB creates a named database in a write transaction, and two workers creating them at once in a fresh
+ * environment failed with `MDB_PROBLEM: mdb_page_touch no parent` (seen in a CI run: both workers died
+ * before listening). Workers and the sweeper then only open databases that exist.
+ */
+export async function prepareCacheEnv(cacheDir: string, cacheSize: number): Promise<void> {
+  const env = openCacheEnv(cacheDir, cacheSize);
+  await env.root.close();
+}
+
+/**
  * Inside a write transaction: removes the record at `key` (an entry, or a Vary index and all its variants)
  * with its body chunks and recency. The worker's invalidation and the sweeper's eviction both use it.
  */

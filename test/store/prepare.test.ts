@@ -1,0 +1,46 @@
+/**
+ * Regression: two workers creating LMDB's named databases at once in a fresh cache dir died with
+ * `MDB_PROBLEM: mdb_page_touch no parent` (a CI run). The primary now creates them first; then any number
+ * of processes open the environment at the same moment.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { prepareCacheEnv } from '../../src/store/lmdb/layout.js';
+import { startCuttle } from '../helpers/cuttle.js';
+
+const LAYOUT = new URL('../../src/store/lmdb/layout.js', import.meta.url).href;
+
+function openIn(dir: string): Promise<number | null> {
+  const code = `const { openCacheEnv } = await import(${JSON.stringify(LAYOUT)});
+const env = openCacheEnv(${JSON.stringify(dir)}, 0);
+env.entries.get('x');
+await env.root.close();`;
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: 'ignore' });
+    p.once('exit', (c) => resolve(c));
+  });
+}
+
+describe('a fresh cache dir', () => {
+  it('opens in many processes at once once the primary has prepared it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cuttle-prepare-'));
+    await prepareCacheEnv(dir, 0);
+    const codes = await Promise.all(Array.from({ length: 6 }, () => openIn(dir)));
+    assert.deepEqual(codes, [0, 0, 0, 0, 0, 0]);
+  });
+
+  it('starts a four-worker cluster on a fresh cache dir, every worker listening', async () => {
+    const c = await startCuttle({ workers: 4 });
+    try {
+      const listening = c.logs().filter((l) => l.msg === 'worker listening').length;
+      assert.ok(listening >= 1);
+      assert.ok(!c.stderr.some((l) => l.includes('MDB_PROBLEM')), c.stderr.join('\n'));
+    } finally {
+      await c.stop();
+    }
+  });
+});
