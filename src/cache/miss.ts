@@ -16,6 +16,7 @@ import type { Release } from './collapse.js';
 import { type CacheContext, nowSeconds } from './context.js';
 import { withMaxStale } from './freshness-rules.js';
 import { selectingFields } from './key.js';
+import { storingPiece } from './partial.js';
 import {
   formatHttpDate,
   freshnessLifetime,
@@ -49,17 +50,17 @@ export interface StoreTee {
 }
 
 /**
- * Whether and how a response is stored; sets Cache-Status' detail, stored and ttl on `cs`. Null when it is
- * not stored.
+ * The storing decision (RFC 9111 §3, the size limits, admission) and the entry to store, its body not yet
+ * written; sets Cache-Status' detail, stored and ttl on `cs`. Null when the response is not stored.
  */
-export function storing(
+export function storingEntry(
   cx: CacheContext,
   rq: StoringRequest,
   status: number,
   raw: RawHeaders,
   requestTime: number,
   cs: CacheStatus,
-): StoreTee | null {
+): StoredEntry | null {
   const info: ResponseInfo = { status, headers: raw, requestTime, responseTime: nowSeconds() };
   const { cc, targeted } = responseDirectives(raw);
   const rule = cx.rules.rule(rq.key);
@@ -78,24 +79,42 @@ export function storing(
     const entry = entryFrom(cx, rq.key, info, lifetime, cc, rule.maxStale);
     cs.stored = true;
     cs.ttl = lifetime - entry.initialAge;
-    const store = cx.stores.store;
-    const names = selectingFields(varyNames(raw), cx.keyHeaders);
-    return {
-      sink: (next, settled) => {
-        const writer = store.writer(cx.maxObjectSize);
-        return new TeeSink(
-          writer,
-          next,
-          () => {
-            entry.headers.push('Content-Length', String(writer.size));
-            return store.commit(rq.key, names, rq.headers, entry, writer);
-          },
-          settled,
-        );
-      },
-    };
+    return entry;
   }
   return null;
+}
+
+/**
+ * Whether and how a response is stored; sets Cache-Status' detail, stored and ttl on `cs`. Null when it is
+ * not stored. A 206 is stored as a piece of a partial entry (partial.ts).
+ */
+export function storing(
+  cx: CacheContext,
+  rq: StoringRequest,
+  status: number,
+  raw: RawHeaders,
+  requestTime: number,
+  cs: CacheStatus,
+): StoreTee | null {
+  if (status === 206) return storingPiece(cx, rq, raw, requestTime, cs);
+  const entry = storingEntry(cx, rq, status, raw, requestTime, cs);
+  if (entry === null) return null;
+  const store = cx.stores.store;
+  const names = selectingFields(varyNames(raw), cx.keyHeaders);
+  return {
+    sink: (next, settled) => {
+      const writer = store.writer(cx.maxObjectSize);
+      return new TeeSink(
+        writer,
+        next,
+        () => {
+          entry.headers.push('Content-Length', String(writer.size));
+          return store.commit(rq.key, names, rq.headers, entry, writer);
+        },
+        settled,
+      );
+    },
+  };
 }
 
 function entryFrom(

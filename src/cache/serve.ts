@@ -9,6 +9,7 @@ import type { Transaction } from '../workers/transaction.js';
 import { type CacheContext, nowSeconds } from './context.js';
 import { deliverStored } from './hit.js';
 import { fetchMiss } from './miss.js';
+import { servePartial } from './partial.js';
 import { currentAge, type RequestDirectives, requestDirectives, reuse } from './policy.js';
 import { revalidate, revalidateInBackground } from './revalidate.js';
 
@@ -69,6 +70,8 @@ export function serve(cx: CacheContext, txn: Transaction, res: ServerResponse, m
       }
     }
   }
+  // A partial entry (a stored 206) answers range requests, or completes them (partial.ts).
+  if (found.partial !== undefined && servePartial(cx, txn, res, found.partial)) return;
   if (rd.onlyIfCached) return onlyIfCachedMiss(cx, txn, res);
   if (mayWait && waitForOther(cx, txn, res, rd)) return;
   fetchMiss(cx, txn, res, found.miss);
