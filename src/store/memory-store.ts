@@ -20,6 +20,7 @@ import {
   type StoreSummary,
   type Stores,
   staleNow,
+  storedBytes,
 } from './store.js';
 import { languageVariant, variantKey } from './variant-key.js';
 
@@ -210,10 +211,11 @@ export class MemoryStore implements CacheStore {
     let objects = 0;
     let bytes = 0;
     for (const rec of this.records.values()) {
-      if (rec.kind !== 'entry') continue;
+      // Partial entries count as objects with the bytes they hold; the listing shows complete ones.
+      if (rec.kind === 'vary') continue;
       objects++;
-      bytes += rec.size;
-      if (list.length < limit) list.push(rec);
+      bytes += storedBytes(rec);
+      if (rec.kind === 'entry' && list.length < limit) list.push(rec);
     }
     return { objects, bytes, list };
   }

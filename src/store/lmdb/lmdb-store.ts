@@ -19,6 +19,7 @@ import {
   type StoreSummary,
   type Stores,
   staleNow,
+  storedBytes,
 } from '../store.js';
 import { languageVariant, variantKey } from '../variant-key.js';
 import { LmdbAdmission } from './admission.js';
@@ -273,10 +274,11 @@ export class LmdbStore implements CacheStore {
     let bytes = 0;
     const list: StoredEntry[] = [];
     for (const { value } of this.env.entries.getRange()) {
-      if (value.kind !== 'entry') continue;
+      // Partial entries count as objects with the bytes they hold; the listing shows complete ones.
+      if (value.kind === 'vary') continue;
       objects++;
-      bytes += value.size;
-      if (list.length < limit) list.push(value);
+      bytes += storedBytes(value);
+      if (value.kind === 'entry' && list.length < limit) list.push(value);
     }
     return { objects, bytes, list };
   }
