@@ -239,6 +239,19 @@ describe('RFC 9111 §3.4 combining pieces', () => {
     assert.match(readFileSync(accessLog, 'utf8'), new RegExp(`TCP_MISS/206 \\d+ GET ${url} `));
   });
 
+  it('sends the ranges as the client sent them when more than one range is missing', async () => {
+    const body = pattern(20_000, 53);
+    const { url, r } = resource(body);
+    await range(url, body, 'bytes=0-99', 0, 99);
+    await waitStored(cuttle.cacheDir, url, isPartial(1));
+    const res = await get(url, { Range: 'bytes=50-299, 400-499' });
+    assert.match(cacheStatus(res), /fwd=partial/);
+    assert.deepEqual(r.seen[1], { range: 'bytes=50-299, 400-499', ifRange: undefined });
+    // This origin answers several ranges with the whole 200, which is then stored complete.
+    assert.equal(res.status, 200);
+    assert.equal(sha1(res.body), sha1(body));
+  });
+
   it('completes the representation into a 200 entry that plain GETs hit', async () => {
     const body = pattern(600 * 1024, 13);
     const size = body.length;
@@ -301,6 +314,23 @@ describe('RFC 9111 §3.4 combining pieces', () => {
     const rec = record(url);
     assert.ok(rec?.kind === 'partial');
     assert.equal(rec.etag, '"other"');
+  });
+
+  it('sends the request as it came when the pieces are stale, and combines the fresh 206 with them', async () => {
+    const body = pattern(20_000, 47);
+    const { url, r } = resource(body, { headers: { 'Cache-Control': 'max-age=1' } });
+    await range(url, body, 'bytes=0-9999', 0, 9999);
+    await waitStored(cuttle.cacheDir, url, isPartial(1));
+    await sleep(1100);
+    const stale = await range(url, body, 'bytes=5000-5999', 5000, 5999);
+    assert.match(cacheStatus(stale), /fwd=partial; fwd-status=206; stored/);
+    assert.deepEqual(r.seen[1], { range: 'bytes=5000-5999', ifRange: undefined });
+    await waitStored(cuttle.cacheDir, url, isPartial(2));
+    // The newest piece's header section made the entry fresh again: the older piece's bytes are reused.
+    assert.match(cacheStatus(await range(url, body, 'bytes=0-99', 0, 99)), /^cuttle; hit/);
+    const only = await get(url, { Range: 'bytes=15000-15999', 'Cache-Control': 'only-if-cached' });
+    assert.equal(only.status, 504, 'only-if-cached with bytes not held');
+    assert.equal(r.seen.length, 2);
   });
 
   it('takes the whole 200 a changed object answers to If-Range, and stores it', async () => {
