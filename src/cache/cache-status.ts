@@ -5,7 +5,8 @@ export const CACHE_NAME = 'cuttle';
 
 export interface CacheStatus {
   hit?: boolean;
-  fwd?: 'uri-miss' | 'vary-miss' | 'miss' | 'stale' | 'request' | 'method';
+  /** `partial`: a stored partial response needed completing (RFC 9211 §2.2). */
+  fwd?: 'uri-miss' | 'vary-miss' | 'miss' | 'stale' | 'request' | 'method' | 'partial';
   fwdStatus?: number;
   stored?: boolean;
   /** RFC 9211 §2.5: answered by another request's fetch (collapsed forwarding). */

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
 import { byterangesParts, ifRangeAllows, parseRanges } from '../http/ranges.js';
-import type { StoredEntry } from '../store/store.js';
+import type { BodySink, StoredEntry } from '../store/store.js';
 import { ClientSink } from '../upstream/sinks.js';
 import type { Transaction } from '../workers/transaction.js';
 import type { CacheContext } from './context.js';
@@ -29,11 +29,7 @@ export function deliverStored(
     res.end();
     return;
   }
-  const h =
-    e.noCacheFields.length > 0
-      ? filterFields(e.headers, (n) => !e.noCacheFields.includes(n))
-      : e.headers.slice();
-  h.push('Age', ageText);
+  const h = reusedHeaders(e, ageText);
   if (txn.method === 'GET' && e.status === 200 && sendRange(cx, txn, res, e, h)) return;
   cx.respond.head(txn, res, e.status, h);
   // Squid's TCP_MEM_HIT: a body kept inside the entry record itself, read with the entry.
@@ -42,16 +38,31 @@ export function deliverStored(
   else cx.stores.store.readBody(e, 0, e.size - 1, new ClientSink(res));
 }
 
+/** The stored header section as reused (§5.2.2.4: the qualified no-cache fields left out), with Age. */
+export function reusedHeaders(e: Pick<StoredEntry, 'headers' | 'noCacheFields'>, age: string): RawHeaders {
+  const h =
+    e.noCacheFields.length > 0
+      ? filterFields(e.headers, (n) => !e.noCacheFields.includes(n))
+      : e.headers.slice();
+  h.push('Age', age);
+  return h;
+}
+
+/** Hands bytes `start`..`end` (inclusive) of a representation to a sink: a stored body, or pieces of one. */
+export type RangeReader = (start: number, end: number, sink: BodySink) => void;
+
 /**
- * RFC 9110 §14: byte ranges answered from the stored body: one range as a 206 with Content-Range, several
- * as a 206 multipart/byteranges (§14.6), none satisfiable as 416.
+ * RFC 9110 §14: byte ranges answered from the stored body (or `read`, a partial entry's pieces): one range
+ * as a 206 with Content-Range, several as a 206 multipart/byteranges (§14.6), none satisfiable as 416.
+ * False when the request is to get the whole representation instead (no Range, or an If-Range that fails).
  */
-function sendRange(
+export function sendRange(
   cx: CacheContext,
   txn: Transaction,
   res: ServerResponse,
   e: StoredEntry,
   headers: RawHeaders,
+  read: RangeReader = (start, end, sink) => cx.stores.store.readBody(e, start, end, sink),
 ): boolean {
   const raw = txn.req.rawHeaders;
   const ranges = parseRanges(fieldValue(raw, 'range'), e.size);
@@ -65,12 +76,11 @@ function sendRange(
     res.end();
     return true;
   }
-  const store = cx.stores.store;
   if (ranges.length === 1) {
     const { start, end } = ranges[0];
     h.push('Content-Range', `bytes ${start}-${end}/${e.size}`, 'Content-Length', String(end - start + 1));
     cx.respond.head(txn, res, 206, h);
-    store.readBody(e, start, end, new ClientSink(res));
+    read(start, end, new ClientSink(res));
     return true;
   }
   const boundary = randomBytes(12).toString('hex');
@@ -83,26 +93,44 @@ function sendRange(
     String(parts.length),
   );
   cx.respond.head(txn, res, 206, mh);
-  const client = new ClientSink(res);
-  // The parts go one after the other, each through the store's reader with back-pressure; a client that
-  // leaves stops the part being read.
+  readInSequence(
+    ranges.length,
+    (i, sink) => read(ranges[i].start, ranges[i].end, sink),
+    new ClientSink(res),
+    (i) => Buffer.from(parts.heads[i]),
+    Buffer.from(parts.tail),
+  );
+  return true;
+}
+
+/**
+ * Several reads one after the other into one sink, each through the store's reader with back-pressure:
+ * `read(i, sink)` hands part i to the sink it is given, `before(i)` goes ahead of it and `tail` after the
+ * last. A receiver that leaves stops the part being read.
+ */
+export function readInSequence(
+  n: number,
+  read: (i: number, sink: BodySink) => void,
+  out: BodySink,
+  before?: (i: number) => Buffer,
+  tail?: Buffer,
+): void {
   let stopPart: (() => void) | null = null;
-  client.onGone(() => stopPart?.());
+  out.onGone(() => stopPart?.());
   const part = (i: number): void => {
-    if (i === ranges.length) return client.end(Buffer.from(parts.tail));
-    client.write(Buffer.from(parts.heads[i]), () => {});
-    store.readBody(e, ranges[i].start, ranges[i].end, {
-      write: (chunk, resume) => client.write(chunk, resume),
+    if (i === n) return out.end(tail);
+    if (before) out.write(before(i), () => {});
+    read(i, {
+      write: (chunk, resume) => out.write(chunk, resume),
       end: (last) => {
-        if (last) client.write(last, () => {});
+        if (last) out.write(last, () => {});
         part(i + 1);
       },
-      abort: () => client.abort(),
+      abort: (reason) => out.abort(reason),
       onGone: (gone) => {
         stopPart = gone;
       },
     });
   };
   part(0);
-  return true;
 }

@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import { type ProxyError, upstreamError } from '../http/errors.js';
 import { fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
 import { responseHeaders } from '../http/respond.js';
-import { type BodySink, INLINE_MAX, type StoredEntry } from '../store/store.js';
+import type { BodySink, StoredEntry } from '../store/store.js';
 import { ClientSink, type Settled, TeeSink } from '../upstream/sinks.js';
 import type { Exchange } from '../upstream/upstream.js';
 import type { Transaction } from '../workers/transaction.js';
@@ -16,6 +16,7 @@ import { type FillEnd, type FillLead, NO_LEAD } from './collapse.js';
 import { type CacheContext, nowSeconds } from './context.js';
 import { withMaxStale } from './freshness-rules.js';
 import { selectingFields } from './key.js';
+import { storingPiece } from './partial.js';
 import {
   formatHttpDate,
   freshnessLifetime,
@@ -59,17 +60,17 @@ export const fillError = (e: ProxyError): FillEnd => ({
 });
 
 /**
- * Whether and how a response is stored; sets Cache-Status' detail, stored and ttl on `cs`. Null when it is
- * not stored.
+ * The storing decision (RFC 9111 §3, the size limits, admission) and the entry to store, its body not yet
+ * written; sets Cache-Status' detail, stored and ttl on `cs`. Null when the response is not stored.
  */
-export function storing(
+export function storingEntry(
   cx: CacheContext,
   rq: StoringRequest,
   status: number,
   raw: RawHeaders,
   requestTime: number,
   cs: CacheStatus,
-): StoreTee | null {
+): StoredEntry | null {
   const info: ResponseInfo = { status, headers: raw, requestTime, responseTime: nowSeconds() };
   const { cc, targeted } = responseDirectives(raw);
   const rule = cx.rules.rule(rq.key);
@@ -88,56 +89,83 @@ export function storing(
     const entry = entryFrom(cx, rq.key, info, lifetime, cc, rule.maxStale);
     cs.stored = true;
     cs.ttl = lifetime - entry.initialAge;
-    const store = cx.stores.store;
-    const names = selectingFields(varyNames(raw), cx.keyHeaders);
-    return {
-      sink: (next, settled, fill) => {
-        const writer = store.writer(cx.maxObjectSize);
-        if (fill) {
-          fill.head({
-            status: entry.status,
-            headers: entry.headers.slice(),
-            length: Number.isFinite(length) ? length : null,
-            bodyId: writer.id,
-            initialAge: entry.initialAge,
-            responseTime: entry.responseTime,
-            noCacheFields: entry.noCacheFields,
-            vary: names !== null && names.length > 0,
-          });
-          writer.onChunk = (n) => fill.chunk(n);
-        }
-        return new TeeSink(
-          writer,
-          next,
-          () => {
-            entry.headers.push('Content-Length', String(writer.size));
-            return store.commit(rq.key, names, rq.headers, entry, writer);
-          },
-          (stored, cut) => {
-            fill?.end(
-              stored
-                ? { result: 'stored', chunks: entry.chunks }
-                : {
-                    result: 'failed',
-                    // Cut mid-body: waiters that got nothing are told; refused by the store: they fetch.
-                    error:
-                      cut === null
-                        ? null
-                        : {
-                            status: 502,
-                            squidError: 'ERR_READ_ERROR',
-                            message: `the response was cut: ${cut}`,
-                          },
-                  },
-            );
-            settled(stored, cut);
-          },
-        );
-      },
-    };
+    return entry;
   }
   return null;
 }
+
+/**
+ * Whether and how a response is stored; sets Cache-Status' detail, stored and ttl on `cs`. Null when it is
+ * not stored. A 206 is stored as a piece of a partial entry (partial.ts).
+ */
+export function storing(
+  cx: CacheContext,
+  rq: StoringRequest,
+  status: number,
+  raw: RawHeaders,
+  requestTime: number,
+  cs: CacheStatus,
+): StoreTee | null {
+  if (status === 206) {
+    const piece = storingPiece(cx, rq, raw, requestTime, cs);
+    if (piece === null) return null;
+    // A piece is not streamed to collapsed waiters: once it is stored they look again (and may find it).
+    return {
+      sink: (next, settled, fill) =>
+        piece.sink(next, (stored, cut) => {
+          fill?.end(stored ? { result: 'stored', chunks: 0 } : cutEnd(cut));
+          settled(stored, cut);
+        }),
+    };
+  }
+  const entry = storingEntry(cx, rq, status, raw, requestTime, cs);
+  if (entry === null) return null;
+  const store = cx.stores.store;
+  const names = selectingFields(varyNames(raw), cx.keyHeaders);
+  const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
+  return {
+    sink: (next, settled, fill) => {
+      const writer = store.writer(cx.maxObjectSize);
+      if (fill) {
+        fill.head({
+          status: entry.status,
+          headers: entry.headers.slice(),
+          length: Number.isFinite(length) ? length : null,
+          bodyId: writer.id,
+          initialAge: entry.initialAge,
+          responseTime: entry.responseTime,
+          noCacheFields: entry.noCacheFields,
+          vary: names !== null && names.length > 0,
+        });
+        writer.onChunk = (n) => fill.chunk(n);
+      }
+      return new TeeSink(
+        writer,
+        next,
+        () => {
+          entry.headers.push('Content-Length', String(writer.size));
+          return store.commit(rq.key, names, rq.headers, entry, writer);
+        },
+        (stored, cut) => {
+          fill?.end(stored ? { result: 'stored', chunks: entry.chunks } : cutEnd(cut));
+          settled(stored, cut);
+        },
+      );
+    },
+  };
+}
+
+/**
+ * A copy into the store that was abandoned: cut mid-body, the waiters that got nothing are told (502);
+ * refused by the store, they fetch for themselves.
+ */
+const cutEnd = (cut: string | null): FillEnd => ({
+  result: 'failed',
+  error:
+    cut === null
+      ? null
+      : { status: 502, squidError: 'ERR_READ_ERROR', message: `the response was cut: ${cut}` },
+});
 
 function entryFrom(
   cx: CacheContext,
@@ -210,33 +238,42 @@ export function toClient(
     return client;
   }
   cx.collapse.storable(txn.key);
-  // Bodies stored in chunks can be followed from the store; an inline one is never slower than a socket.
+  // Only a body larger than what a client may lag behind can make it follow the store.
   const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
-  const next = length > INLINE_MAX ? new LeaderClient(client, fill) : client;
+  const next = length > LAG_LIMIT ? new LeaderClient(res, fill) : client;
   return tee.sink(next, () => {}, fill);
 }
 
+/** How far a leader's client may fall behind the origin, in bytes buffered for it, before it follows the store. */
+const LAG_LIMIT = 1024 * 1024;
+
 /**
- * The leader's client of a fill being stored. When it reads slower than the origin sends, it goes on from
- * the store like any waiter, so the fetch, and every waiter behind it, runs at the origin's pace and not at
- * this client's (Varnish's fetch thread is never paced by one client either).
+ * The leader's client of a fill being stored. When it reads so much slower than the origin sends that a
+ * megabyte waits in its buffer, it goes on from the store like any waiter, so the fetch, and every waiter
+ * behind it, runs at the origin's pace and not at this client's (Varnish's fetch thread is not paced by one
+ * client either). Until then it takes what comes: following the store costs reads, and ties the client to
+ * the store's success.
  */
 class LeaderClient implements BodySink {
   private sent = 0;
   private following = false;
+  private readonly client: ClientSink;
 
   constructor(
-    private readonly client: ClientSink,
+    private readonly res: ServerResponse,
     private readonly fill: FillLead,
-  ) {}
+  ) {
+    this.client = new ClientSink(res);
+  }
 
   write(chunk: Buffer, resume: () => void): boolean {
-    if (this.following) return true;
+    if (this.following || this.res.destroyed) return true;
     this.sent += chunk.length;
-    if (this.client.write(chunk, resume)) return true;
-    // Its socket is full: from the next byte it reads committed chunks (the drain's resume is then a no-op).
+    if (this.res.write(chunk) || this.res.writableLength < LAG_LIMIT) return true;
     this.following = this.fill.follow(this.client, this.sent);
-    return this.following;
+    if (this.following) return true;
+    this.res.once('drain', resume);
+    return false;
   }
 
   end(last?: Buffer): void {

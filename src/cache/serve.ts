@@ -13,6 +13,7 @@ import type { FillHead, FillLead } from './collapse.js';
 import { type CacheContext, nowSeconds } from './context.js';
 import { deliverStored } from './hit.js';
 import { fetchMiss } from './miss.js';
+import { servePartial } from './partial.js';
 import {
   currentAge,
   type RequestDirectives,
@@ -80,6 +81,8 @@ export function serve(cx: CacheContext, txn: Transaction, res: ServerResponse, m
       }
     }
   }
+  // A partial entry (a stored 206) answers range requests, or completes them (partial.ts).
+  if (found.partial !== undefined && servePartial(cx, txn, res, found.partial)) return;
   if (rd.onlyIfCached) return onlyIfCachedMiss(cx, txn, res);
   const miss = found.miss;
   if (mayWait && collapsible(txn, rd))

@@ -41,11 +41,16 @@ export function parseRanges(value: string | undefined, size: number): ByteRanges
     if (start < size) spans.push({ start, end: r[2] === '' ? size - 1 : Math.min(Number(r[2]), size - 1) });
   }
   if (spans.length === 0) return 'unsatisfiable';
-  spans.sort((a, b) => a.start - b.start);
-  const out: Span[] = [spans[0]];
-  for (const s of spans.slice(1)) {
+  return coalesce(spans);
+}
+
+/** Spans sorted by position, overlapping and adjacent ones merged (new objects: the input is left alone). */
+export function coalesce(spans: readonly Span[]): Span[] {
+  const sorted = spans.map((s) => ({ start: s.start, end: s.end })).sort((a, b) => a.start - b.start);
+  const out: Span[] = [];
+  for (const s of sorted) {
     const last = out[out.length - 1];
-    if (s.start <= last.end + 1) last.end = Math.max(last.end, s.end);
+    if (last !== undefined && s.start <= last.end + 1) last.end = Math.max(last.end, s.end);
     else out.push(s);
   }
   return out;

@@ -10,6 +10,7 @@ import {
   openCacheEnv,
   silenceCommitError,
 } from '../store/lmdb/layout.js';
+import { storedBytes } from '../store/store.js';
 
 export interface SweepJob {
   cacheDir: string;
@@ -50,10 +51,12 @@ export default async function sweep(job: SweepJob): Promise<SweepResult> {
   const referenced = new Set<string>();
   let bytes = 0;
   for (const { key, value } of entries.getRange()) {
-    if (value.kind !== 'entry') continue;
-    const size = value.size + ENTRY_OVERHEAD;
+    if (value.kind === 'vary') continue;
+    const size = storedBytes(value) + ENTRY_OVERHEAD;
     bytes += size;
-    referenced.add(value.bodyId);
+    // A partial entry references one body per piece; its own bodyId (the newest piece's) is its version.
+    if (value.kind === 'partial') for (const p of value.pieces) referenced.add(p.bodyId);
+    else referenced.add(value.bodyId);
     items.push({ key, size, atime: atime.get(key) ?? value.responseTime, bodyId: value.bodyId });
   }
 
@@ -72,7 +75,7 @@ export default async function sweep(job: SweepJob): Promise<SweepResult> {
         for (const v of victims) {
           const cur = entries.get(v.key);
           // Skip an entry replaced since the scan; its new version is judged next time.
-          if (cur?.kind !== 'entry' || cur.bodyId !== v.bodyId) continue;
+          if (cur === undefined || cur.kind === 'vary' || cur.bodyId !== v.bodyId) continue;
           dropEntry(e, v.key, cur);
           referenced.delete(v.bodyId);
           evicted++;

@@ -10,14 +10,17 @@ import {
   type BodyWriter,
   type CacheStore,
   CHUNK_SIZE,
+  type CombinePiece,
   type Lookup,
   MAX_VARIANTS,
+  type PartialEntry,
   type RevalidationClaims,
   type StoredEntry,
+  type StoredRecord,
   type StoreSummary,
   type Stores,
   staleNow,
-  type VaryIndex,
+  storedBytes,
 } from './store.js';
 import { languageVariant, variantKey } from './variant-key.js';
 
@@ -45,7 +48,7 @@ class MemoryBodyWriter implements BodyWriter {
 }
 
 export class MemoryStore implements CacheStore {
-  readonly records = new Map<string, StoredEntry | VaryIndex>();
+  readonly records = new Map<string, StoredRecord>();
   /** Bodies by id, as CHUNK_SIZE chunks like the LMDB store keeps them. */
   readonly bodies = new Map<string, Buffer[]>();
   private nextId = 0;
@@ -54,6 +57,7 @@ export class MemoryStore implements CacheStore {
     const rec = this.records.get(url);
     if (rec === undefined) return { miss: 'uri-miss' };
     if (rec.kind === 'entry') return { entry: rec, key: url };
+    if (rec.kind === 'partial') return { miss: 'uri-miss', partial: rec };
     const key = variantKey(url, rec.names, reqHeaders);
     const entry = this.records.get(key);
     if (entry?.kind === 'entry') return { entry, key };
@@ -109,22 +113,13 @@ export class MemoryStore implements CacheStore {
     reqHeaders: RawHeaders,
     entry: StoredEntry,
     writer: BodyWriter,
+    replaces?: string,
   ): Promise<boolean> {
     const w = writer as MemoryBodyWriter;
     if (w.failed) return false;
-    const all = Buffer.concat(w.parts);
-    entry.bodyId = `m${++this.nextId}`;
-    entry.size = all.length;
-    if (all.length <= CHUNK_SIZE) {
-      entry.body = all;
-      entry.chunks = 0;
-    } else {
-      const chunks: Buffer[] = [];
-      for (let off = 0; off < all.length; off += CHUNK_SIZE) chunks.push(all.subarray(off, off + CHUNK_SIZE));
-      this.bodies.set(entry.bodyId, chunks);
-      entry.body = null;
-      entry.chunks = chunks.length;
-    }
+    const cur = this.records.get(url);
+    if (replaces !== undefined && (cur?.kind === 'vary' ? undefined : cur?.bodyId) !== replaces) return false;
+    Object.assign(entry, this.keep(w));
     if (varyNames === null) {
       this.drop(url);
       this.records.set(url, entry);
@@ -144,6 +139,40 @@ export class MemoryStore implements CacheStore {
     return true;
   }
 
+  /** A written body as chunks like the LMDB store's (one inline buffer up to CHUNK_SIZE). */
+  private keep(w: MemoryBodyWriter): Pick<StoredEntry, 'bodyId' | 'size' | 'chunks' | 'body'> {
+    const all = Buffer.concat(w.parts);
+    const bodyId = `m${++this.nextId}`;
+    if (all.length <= CHUNK_SIZE) return { bodyId, size: all.length, chunks: 0, body: all };
+    const chunks: Buffer[] = [];
+    for (let off = 0; off < all.length; off += CHUNK_SIZE) chunks.push(all.subarray(off, off + CHUNK_SIZE));
+    this.bodies.set(bodyId, chunks);
+    return { bodyId, size: all.length, chunks: chunks.length, body: null };
+  }
+
+  async commitPiece(
+    url: string,
+    incoming: PartialEntry,
+    writer: BodyWriter,
+    combine: CombinePiece,
+  ): Promise<PartialEntry | null> {
+    const w = writer as MemoryBodyWriter;
+    if (w.failed) return null;
+    const piece = { start: incoming.pieces[0].start, ...this.keep(w) };
+    const cur = this.records.get(url);
+    const next = combine(cur, { ...incoming, bodyId: piece.bodyId, pieces: [piece] });
+    if (next === null) {
+      this.bodies.delete(piece.bodyId);
+      return null;
+    }
+    if (cur?.kind === 'partial') {
+      const kept = new Set(next.pieces.map((p) => p.bodyId));
+      for (const p of cur.pieces) if (!kept.has(p.bodyId)) this.bodies.delete(p.bodyId);
+    } else this.drop(url);
+    this.records.set(url, next);
+    return next;
+  }
+
   async update(key: string, entry: StoredEntry): Promise<unknown> {
     const cur = this.records.get(key);
     if (cur?.kind === 'entry' && cur.bodyId === entry.bodyId) this.records.set(key, entry);
@@ -158,16 +187,16 @@ export class MemoryStore implements CacheStore {
     const keys = new Set<string>();
     for (const url of what.urls ?? []) {
       const rec = this.records.get(url);
-      if (rec?.kind === 'entry') keys.add(url);
+      if (rec?.kind === 'entry' || rec?.kind === 'partial') keys.add(url);
       else if (rec?.kind === 'vary') for (const v of rec.variants) if (this.records.has(v)) keys.add(v);
     }
     const tags = new Set(what.tags ?? []);
     if (tags.size > 0)
       for (const [key, rec] of this.records)
-        if (rec.kind === 'entry' && rec.tags?.some((t) => tags.has(t))) keys.add(key);
+        if (rec.kind !== 'vary' && rec.tags?.some((t) => tags.has(t))) keys.add(key);
     for (const key of keys) {
       const rec = this.records.get(key);
-      if (rec?.kind !== 'entry') continue;
+      if (rec === undefined || rec.kind === 'vary') continue;
       if (soft) this.records.set(key, staleNow(rec));
       else this.drop(key);
     }
@@ -178,6 +207,7 @@ export class MemoryStore implements CacheStore {
     const rec = this.records.get(key);
     if (rec === undefined) return false;
     if (rec.kind === 'vary') for (const v of rec.variants) this.drop(v);
+    else if (rec.kind === 'partial') for (const p of rec.pieces) this.bodies.delete(p.bodyId);
     else this.bodies.delete(rec.bodyId);
     this.records.delete(key);
     return true;
@@ -188,10 +218,11 @@ export class MemoryStore implements CacheStore {
     let objects = 0;
     let bytes = 0;
     for (const rec of this.records.values()) {
-      if (rec.kind !== 'entry') continue;
+      // Partial entries count as objects with the bytes they hold; the listing shows complete ones.
+      if (rec.kind === 'vary') continue;
       objects++;
-      bytes += rec.size;
-      if (list.length < limit) list.push(rec);
+      bytes += storedBytes(rec);
+      if (rec.kind === 'entry' && list.length < limit) list.push(rec);
     }
     return { objects, bytes, list };
   }

@@ -9,6 +9,11 @@
  *   update()  → a 304 replaces the header section and times, the body stays (only if the body is unchanged)
  *   invalidate() / eviction → the entry, its variants and its chunks go
  *   abandoned writes (a crash, an abort) leave unreferenced chunks, which the sweeper removes
+ *
+ * A partial entry (RFC 9111 §3.3, a stored 206) lives at the same key as a complete one would, so a URL holds
+ * one or the other, and invalidation, purge, eviction and the tag index treat both alike:
+ *   commitPiece() → a new byte range is published with the ones already held, or replaces them
+ *   commit() of a complete response → replaces the partial entry (and with `replaces`, completes it)
  */
 import type { StoredPolicy } from '../cache/policy.js';
 import type { RawHeaders } from '../http/fields.js';
@@ -36,6 +41,37 @@ export interface StoredEntry {
   tags?: string[];
 }
 
+/**
+ * One byte range of a partial entry, stored as its own body: its own id, its chunks CHUNK_SIZE long counted
+ * from the piece's first byte (an upstream range starts anywhere, so absolute chunk alignment would need
+ * read-modify-write of the chunks two pieces share). A piece is written whole or not at all, like a body.
+ */
+export interface Piece {
+  /** Offset of its first byte in the representation. */
+  start: number;
+  bodyId: string;
+  size: number;
+  chunks: number;
+  body: Buffer | null;
+}
+
+/**
+ * A stored 206 (RFC 9111 §3.3): the metadata of the newest piece's response (its header section without
+ * Content-Range and Content-Length, times, freshness, validators, tags) and the byte ranges held. `size` is
+ * the representation's complete length, `status` 206, `bodyId` the newest piece's (the record's version, as
+ * an entry's bodyId is), `chunks` 0 and `body` null: the bytes are in `pieces`, sorted by start.
+ */
+export interface PartialEntry extends Omit<StoredEntry, 'kind'> {
+  kind: 'partial';
+  pieces: Piece[];
+}
+
+/**
+ * How a new piece joins what the key holds (RFC 9111 §3.4): the record to store, or null to discard the
+ * piece. Run inside the store's write transaction, so it sees the latest record.
+ */
+export type CombinePiece = (current: StoredRecord | undefined, incoming: PartialEntry) => PartialEntry | null;
+
 /** Under a URL whose response had Vary: the field names and the variants stored. */
 export interface VaryIndex {
   kind: 'vary';
@@ -49,13 +85,19 @@ export interface VaryIndex {
  * entries, inline bodies with them (lmdb/decoded-entries.ts): a small bound keeps that memory small, and
  * larger bodies are read from the map chunk by chunk.
  */
+/** What a key holds. */
+export type StoredRecord = StoredEntry | VaryIndex | PartialEntry;
+
 export const INLINE_MAX = 16 * 1024;
 /** Body chunks are exactly this size (the last one shorter), so a range starts at a computable chunk. */
 export const CHUNK_SIZE = 256 * 1024;
 /** Variants kept per URL; the oldest goes first. */
 export const MAX_VARIANTS = 32;
 
-export type Lookup = { entry: StoredEntry; key: string } | { miss: 'uri-miss' | 'vary-miss' };
+/** A miss may find a partial entry at the key: enough for a range request, not for a whole one. */
+export type Lookup =
+  | { entry: StoredEntry; key: string }
+  | { miss: 'uri-miss' | 'vary-miss'; partial?: PartialEntry };
 
 /**
  * Where bytes go: the client, a tee into the store, or nowhere. Both the store (a stored body) and the
@@ -100,14 +142,29 @@ export interface CacheStore {
   writer(maxSize: number): BodyWriter;
   /** A committed chunk of a body still being written or stored (collapsed forwarding), or undefined. */
   readChunk(bodyId: string, n: number): Buffer | undefined;
-  /** Publishes `entry` with the writer's body; resolves false (and cleans up) when it could not. */
+  /**
+   * Publishes `entry` with the writer's body; resolves false (and cleans up) when it could not. With
+   * `replaces`, only if the record at `url` is still the one with that bodyId (a partial entry completed).
+   */
   commit(
     url: string,
     varyNames: string[] | null,
     reqHeaders: RawHeaders,
     entry: StoredEntry,
     body: BodyWriter,
+    replaces?: string,
   ): Promise<boolean>;
+  /**
+   * Publishes the writer's body as the one piece of `incoming`, joined by `combine` with what `url` holds
+   * (pieces the result no longer lists are removed). Resolves with the stored record, or null when the
+   * piece was discarded or could not be written.
+   */
+  commitPiece(
+    url: string,
+    incoming: PartialEntry,
+    body: BodyWriter,
+    combine: CombinePiece,
+  ): Promise<PartialEntry | null>;
   /** RFC 9111 §3.2: replaces a stored entry's header section and times, if its body is still the same. */
   update(key: string, entry: StoredEntry): Promise<unknown>;
   /** Removes a URL and every variant of it. Resolves with whether anything was stored. */
@@ -150,6 +207,26 @@ export interface Stores {
 }
 
 /** A stored response marked stale at once (soft purge; a HEAD that contradicts it, RFC 9111 §4.3.5). */
-export function staleNow(e: StoredEntry): StoredEntry {
+export function staleNow<E extends StoredEntry | PartialEntry>(e: E): E {
   return { ...e, policy: { ...e.policy, lifetime: 0 } };
+}
+
+/** A piece of a partial entry as a body the store's readBody can read (offsets relative to the piece). */
+export function pieceBody(p: PartialEntry, piece: Piece): StoredEntry {
+  return {
+    ...p,
+    kind: 'entry',
+    bodyId: piece.bodyId,
+    size: piece.size,
+    chunks: piece.chunks,
+    body: piece.body,
+  };
+}
+
+/** Bytes a record holds in the store, for the size bound. */
+export function storedBytes(rec: StoredEntry | PartialEntry): number {
+  if (rec.kind === 'entry') return rec.size;
+  let n = 0;
+  for (const piece of rec.pieces) n += piece.size;
+  return n;
 }

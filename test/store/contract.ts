@@ -4,7 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { type CacheStore, CHUNK_SIZE, type StoredEntry } from '../../src/store/store.js';
+import { combinePiece } from '../../src/cache/partial-ranges.js';
+import {
+  type CacheStore,
+  CHUNK_SIZE,
+  type PartialEntry,
+  pieceBody,
+  type StoredEntry,
+} from '../../src/store/store.js';
 
 export function entry(url: string, over: Partial<StoredEntry> = {}): StoredEntry {
   return {
@@ -50,7 +57,7 @@ export function readAll(store: CacheStore, e: StoredEntry, start = 0, end = e.si
   });
 }
 
-async function put(
+export async function put(
   store: CacheStore,
   url: string,
   body: Buffer,
@@ -61,6 +68,27 @@ async function put(
   const w = store.writer(64 * 1024 * 1024);
   for (let off = 0; off < body.length; off += 100_000) w.write(body.subarray(off, off + 100_000));
   return store.commit(url, vary, req, entry(url, over), w);
+}
+
+/** A 206's piece, bytes `start`.. of a `size`-byte representation, committed through the store. */
+async function putPiece(
+  store: CacheStore,
+  url: string,
+  size: number,
+  start: number,
+  bytes: Buffer,
+  over: Partial<StoredEntry> = {},
+) {
+  const w = store.writer(bytes.length);
+  w.write(bytes);
+  const incoming: PartialEntry = {
+    ...entry(url, over),
+    kind: 'partial',
+    status: 206,
+    size,
+    pieces: [{ start, bodyId: '', size: 0, chunks: 0, body: null }],
+  };
+  return store.commitPiece(url, incoming, w, combinePiece);
 }
 
 const body = (n: number, seed = 1) => Buffer.from(Array.from({ length: n }, (_, i) => (i * seed) % 251));
@@ -173,6 +201,90 @@ export function storeContract(name: string, open: () => Promise<CacheStore>): vo
       // An entry removed otherwise (invalidation, as eviction does) leaves no tag behind.
       await s.invalidate('http://a.test/other');
       assert.equal(await s.purge({ tags: ['all', 'product-2'] }, false), 0);
+    });
+
+    it('keeps a partial entry beside nothing else at its URL, combines matching pieces, reads them back', async () => {
+      const s = await fresh();
+      const url = 'http://a.test/partial';
+      const size = CHUNK_SIZE * 3;
+      const all = body(size, 3);
+      const first = await putPiece(s, url, size, 0, all.subarray(0, 1000));
+      assert.equal(first?.pieces.length, 1);
+      const found = s.lookup(url, []);
+      assert.ok('miss' in found && found.partial !== undefined, 'a partial entry is a miss that shows it');
+      assert.equal(found.partial.size, size);
+      const big = await putPiece(s, url, size, 500, all.subarray(500, CHUNK_SIZE + 9000));
+      assert.deepEqual(
+        big?.pieces.map((p) => [p.start, p.size]),
+        [
+          [0, 1000],
+          [500, CHUNK_SIZE + 8500],
+        ],
+      );
+      const p = big as PartialEntry;
+      for (const piece of p.pieces) {
+        const e = pieceBody(p, piece);
+        assert.equal(s.bodyComplete(e), true);
+        assert.deepEqual(await readAll(s, e), all.subarray(piece.start, piece.start + piece.size));
+      }
+      assert.deepEqual(
+        await readAll(s, pieceBody(p, p.pieces[1]), CHUNK_SIZE - 10, CHUNK_SIZE + 10),
+        all.subarray(500 + CHUNK_SIZE - 10, 500 + CHUNK_SIZE + 11),
+      );
+      // A piece covering an older one whole replaces it; its body is removed.
+      const old = pieceBody(p, p.pieces[0]);
+      const cover = await putPiece(s, url, size, 0, all.subarray(0, 2000));
+      assert.deepEqual(
+        cover?.pieces.map((x) => x.start),
+        [0, 500],
+      );
+      assert.equal(cover?.pieces[0].size, 2000);
+      if (old.chunks > 0) assert.equal(s.bodyComplete(old), false);
+    });
+
+    it('replaces a partial entry with another validator, with a complete entry, and completes one with `replaces`', async () => {
+      const s = await fresh();
+      const url = 'http://a.test/partial2';
+      const size = CHUNK_SIZE + 100;
+      const all = body(size, 5);
+      const a = (await putPiece(s, url, size, 0, all.subarray(0, CHUNK_SIZE + 50))) as PartialEntry;
+      const changed = await putPiece(s, url, size, 100, all.subarray(100, 200), { etag: '"v2"' });
+      assert.deepEqual(
+        changed?.pieces.map((x) => x.start),
+        [100],
+        'the newer response wins alone',
+      );
+      assert.equal(s.bodyComplete(pieceBody(a, a.pieces[0])), false, 'the old piece is gone');
+      const p = changed as PartialEntry;
+      // A completion commits only over the partial entry it read.
+      const w = s.writer(size);
+      w.write(all);
+      assert.equal(await s.commit(url, null, [], entry(url), w, a.bodyId), false);
+      const w2 = s.writer(size);
+      w2.write(all);
+      assert.equal(await s.commit(url, null, [], entry(url), w2, p.bodyId), true);
+      const done = s.lookup(url, []);
+      assert.ok('entry' in done);
+      assert.deepEqual(await readAll(s, done.entry), all);
+      // A piece of the same representation adds nothing to a complete entry.
+      assert.equal(await putPiece(s, url, size, 0, all.subarray(0, 10)), null);
+      assert.ok('entry' in s.lookup(url, []));
+    });
+
+    it('purges and invalidates partial entries, by URL and by tag', async () => {
+      const s = await fresh();
+      const a = 'http://a.test/pa';
+      const b = 'http://a.test/pb';
+      await putPiece(s, a, 100, 0, body(10), { tags: ['pt'] });
+      await putPiece(s, b, 100, 0, body(10), { tags: ['pt'] });
+      assert.equal(await s.purge({ tags: ['pt'] }, true), 2);
+      const soft = s.lookup(a, []);
+      assert.ok('miss' in soft && soft.partial?.policy.lifetime === 0, 'a soft purge makes it stale');
+      assert.equal(await s.purge({ urls: [a] }, false), 1);
+      assert.deepEqual(s.lookup(a, []), { miss: 'uri-miss' });
+      assert.equal(await s.invalidate(b), true);
+      assert.deepEqual(s.lookup(b, []), { miss: 'uri-miss' });
+      assert.equal(await s.purge({ tags: ['pt'] }, false), 0, 'no tag left behind');
     });
 
     it('summarises what it holds', async () => {

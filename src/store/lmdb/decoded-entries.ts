@@ -8,9 +8,9 @@
  * Bounded by count and bytes; the oldest decoded goes first.
  */
 import type { Database } from 'lmdb';
-import type { StoredEntry, VaryIndex } from '../store.js';
+import type { StoredRecord } from '../store.js';
 
-type Rec = StoredEntry | VaryIndex;
+type Rec = StoredRecord;
 
 export class DecodedEntries {
   private readonly memo = new Map<string, { raw: Buffer; rec: Rec }>();

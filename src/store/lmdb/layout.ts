@@ -1,8 +1,8 @@
 /**
  * The one LMDB environment in the cache dir, opened by every worker and by the sweeper thread.
  *
- * - entries: key → StoredEntry | VaryIndex (metadata, small bodies inline)
- * - bodies:  [bodyId, chunkNo] → bytes
+ * - entries: key → StoredEntry | VaryIndex | PartialEntry (metadata, small bodies inline)
+ * - bodies:  [bodyId, chunkNo] → bytes (a partial entry's pieces each have their own bodyId)
  * - atime:   key → last use, seconds (batched by workers, read by the sweeper)
  * - uses:    key → { count, since } for --cache-min-uses admission, and revalidation claims
  * - tags:    tag → key, one duplicate per entry carrying the tag (purge by tag costs its own entries);
@@ -10,11 +10,11 @@
  */
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
-import type { StoredEntry, VaryIndex } from '../store.js';
+import type { Piece, StoredRecord } from '../store.js';
 
 export interface CacheEnv {
   root: RootDatabase;
-  entries: Database<StoredEntry | VaryIndex, string>;
+  entries: Database<StoredRecord, string>;
   bodies: Database<Buffer, [string, number]>;
   atime: Database<number, string>;
   uses: Database<{ count: number; since: number }, string>;
@@ -59,12 +59,18 @@ export function dropEntry(env: CacheEnv, key: string, rec = env.entries.get(key)
   if (rec === undefined) return false;
   if (rec.kind === 'vary') for (const v of rec.variants) dropEntry(env, v);
   else {
-    for (let i = 0; i < rec.chunks; i++) env.bodies.removeSync([rec.bodyId, i]);
+    if (rec.kind === 'partial') dropPieces(env, rec.pieces);
+    else dropPieces(env, [rec]);
     for (const tag of rec.tags ?? []) env.tags.removeSync(tag, key);
   }
   env.entries.removeSync(key);
   env.atime.removeSync(key);
   return true;
+}
+
+/** Inside a write transaction: removes the body chunks of entries or pieces. */
+export function dropPieces(env: CacheEnv, bodies: ReadonlyArray<Pick<Piece, 'bodyId' | 'chunks'>>): void {
+  for (const b of bodies) for (let i = 0; i < b.chunks; i++) env.bodies.removeSync([b.bodyId, i]);
 }
 
 /**

@@ -10,20 +10,23 @@ import {
   type BodyWriter,
   type CacheStore,
   CHUNK_SIZE,
+  type CombinePiece,
   type Lookup,
   MAX_VARIANTS,
+  type PartialEntry,
   type StoredEntry,
+  type StoredRecord,
   type StoreSummary,
   type Stores,
   staleNow,
-  type VaryIndex,
+  storedBytes,
 } from '../store.js';
 import { languageVariant, variantKey } from '../variant-key.js';
 import { LmdbAdmission } from './admission.js';
 import { LmdbBodyWriter } from './body-writer.js';
 import { LmdbClaims } from './claims.js';
 import { DecodedEntries } from './decoded-entries.js';
-import { type CacheEnv, dropEntry, openCacheEnv } from './layout.js';
+import { type CacheEnv, dropEntry, dropPieces, openCacheEnv } from './layout.js';
 import { LmdbRecency } from './recency.js';
 import { type WriteFailed, writeFailureReporter } from './write-failed.js';
 
@@ -49,6 +52,7 @@ export class LmdbStore implements CacheStore {
     const rec = this.fresh(url);
     if (rec === undefined) return { miss: 'uri-miss' };
     if (rec.kind === 'entry') return { entry: rec, key: url };
+    if (rec.kind === 'partial') return { miss: 'uri-miss', partial: rec };
     const key = variantKey(url, rec.names, reqHeaders);
     const entry = this.fresh(key);
     if (entry?.kind === 'entry') return { entry, key };
@@ -64,7 +68,7 @@ export class LmdbStore implements CacheStore {
    * worker's commit. Before calling something a miss, look again in a new snapshot: a miss costs a fetch,
    * the second read costs microseconds.
    */
-  private fresh(key: string): StoredEntry | VaryIndex | undefined {
+  private fresh(key: string): StoredRecord | undefined {
     const rec = this.decoded.get(key);
     if (rec !== undefined) return rec;
     this.env.root.resetReadTxn();
@@ -139,6 +143,7 @@ export class LmdbStore implements CacheStore {
     reqHeaders: RawHeaders,
     entry: StoredEntry,
     writer: BodyWriter,
+    replaces?: string,
   ): Promise<boolean> {
     const body = writer as LmdbBodyWriter;
     if (!(await body.finish())) {
@@ -152,7 +157,8 @@ export class LmdbStore implements CacheStore {
     const env = this.env;
     const { entries, atime } = env;
     try {
-      await entries.transaction(() => {
+      const done = await entries.transaction(() => {
+        if (replaces !== undefined && recordId(entries.get(url)) !== replaces) return false;
         if (varyNames === null) {
           dropEntry(env, url);
           entries.putSync(url, entry);
@@ -172,12 +178,56 @@ export class LmdbStore implements CacheStore {
           indexTags(env, key, entry);
         }
         atime.putSync(url, Math.floor(Date.now() / 1000));
+        return true;
       });
-      return true;
+      if (!done) body.discard();
+      return done;
     } catch (err) {
       this.writeFailed(err);
       body.discard();
       return false;
+    }
+  }
+
+  async commitPiece(
+    url: string,
+    incoming: PartialEntry,
+    writer: BodyWriter,
+    combine: CombinePiece,
+  ): Promise<PartialEntry | null> {
+    const body = writer as LmdbBodyWriter;
+    if (!(await body.finish())) {
+      body.discard();
+      return null;
+    }
+    const piece = { start: incoming.pieces[0].start, bodyId: body.id, size: body.size, chunks: body.chunks };
+    const rec: PartialEntry = { ...incoming, bodyId: body.id, pieces: [{ ...piece, body: body.inline }] };
+    const env = this.env;
+    try {
+      const stored = await env.entries.transaction(() => {
+        const cur = env.entries.get(url);
+        const next = combine(cur, rec);
+        if (next === null) return null;
+        if (cur?.kind === 'partial') {
+          // The pieces kept stay where they are; the rest go, and the tags are indexed again from `next`.
+          const kept = new Set(next.pieces.map((p) => p.bodyId));
+          dropPieces(
+            env,
+            cur.pieces.filter((p) => !kept.has(p.bodyId)),
+          );
+          for (const tag of cur.tags ?? []) env.tags.removeSync(tag, url);
+        } else dropEntry(env, url, cur);
+        env.entries.putSync(url, next);
+        indexTags(env, url, next);
+        env.atime.putSync(url, Math.floor(Date.now() / 1000));
+        return next;
+      });
+      if (stored === null) body.discard();
+      return stored;
+    } catch (err) {
+      this.writeFailed(err);
+      body.discard();
+      return null;
     }
   }
 
@@ -207,14 +257,14 @@ export class LmdbStore implements CacheStore {
         const keys = new Set<string>();
         for (const url of what.urls ?? []) {
           const rec = env.entries.get(url);
-          if (rec?.kind === 'entry') keys.add(url);
+          if (rec?.kind === 'entry' || rec?.kind === 'partial') keys.add(url);
           else if (rec?.kind === 'vary') for (const v of rec.variants) keys.add(v);
         }
         for (const tag of what.tags ?? []) for (const key of env.tags.getValues(tag)) keys.add(key);
         let n = 0;
         for (const key of keys) {
           const rec = env.entries.get(key);
-          if (rec?.kind !== 'entry') continue;
+          if (rec === undefined || rec.kind === 'vary') continue;
           n++;
           if (soft) env.entries.putSync(key, staleNow(rec));
           else dropEntry(env, key, rec);
@@ -233,10 +283,11 @@ export class LmdbStore implements CacheStore {
     let bytes = 0;
     const list: StoredEntry[] = [];
     for (const { value } of this.env.entries.getRange()) {
-      if (value.kind !== 'entry') continue;
+      // Partial entries count as objects with the bytes they hold; the listing shows complete ones.
+      if (value.kind === 'vary') continue;
       objects++;
-      bytes += value.size;
-      if (list.length < limit) list.push(value);
+      bytes += storedBytes(value);
+      if (value.kind === 'entry' && list.length < limit) list.push(value);
     }
     return { objects, bytes, list };
   }
@@ -247,7 +298,12 @@ export class LmdbStore implements CacheStore {
   }
 }
 
-function indexTags(env: CacheEnv, key: string, entry: StoredEntry): void {
+/** The version of what a key holds: an entry's or partial entry's bodyId. */
+function recordId(rec: StoredRecord | undefined): string | undefined {
+  return rec === undefined || rec.kind === 'vary' ? undefined : rec.bodyId;
+}
+
+function indexTags(env: CacheEnv, key: string, entry: StoredEntry | PartialEntry): void {
   for (const tag of entry.tags ?? []) env.tags.putSync(tag, key);
 }
 
