@@ -3,10 +3,11 @@
  * ones that die, roll them on reload, and stop them gracefully.
  */
 import cluster, { type Worker } from 'node:cluster';
-import type { Config } from '../config/config.js';
+import { type Config, plainListener } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { PrimaryMessage, PrimaryPage, WorkerMessage } from '../shared/messages.js';
 import type { ClusterStats, WorkerStats } from '../stats/counters.js';
+import type { TlsMaterial } from '../tls/certificates.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { DashboardHistory, type WorkerState } from './dashboard-stats.js';
 
@@ -37,7 +38,11 @@ export class Supervisor {
   private readonly retiring = new Set<Worker>();
   private stopping = false;
   private reloading: Promise<void> | null = null;
+  /** The plain listener's address, and the HTTPS one's, once a worker listens (null when there is none). */
   address: { address: string; port: number } | null = null;
+  httpsAddress: { address: string; port: number } | null = null;
+  /** The HTTPS listener's certificates and ticket keys, sent to each worker as it starts. */
+  private tls: TlsMaterial | null = null;
   /** Workers that listen (serving or draining): the ones a scrape asks. */
   private readonly listening = new Set<Worker>();
   /** Per slot: workers that died unasked and were replaced. */
@@ -64,11 +69,25 @@ export class Supervisor {
     await Promise.all(Array.from({ length: this.config.workers }, (_, i) => this.spawn(i, 0)));
   }
 
+  /** New certificates: every live worker swaps them in place, and new workers start with them. */
+  setTls(material: TlsMaterial): void {
+    const first = this.tls === null;
+    this.tls = material;
+    if (!first) this.broadcast({ type: 'tls', material });
+  }
+
   private spawn(index: number, crashes: number): Promise<Worker> {
-    const worker = cluster.fork({ CUTTLE_CONFIG: JSON.stringify(this.config) });
+    const config = this.config;
+    const worker = cluster.fork({ CUTTLE_CONFIG: JSON.stringify(config) });
+    // Queued on the channel until the worker reads it: it waits for this before it listens.
+    if (config.httpsPort !== null && this.tls)
+      worker.send({ type: 'tls', material: this.tls } satisfies PrimaryMessage);
+    const plain = plainListener(config);
+    let listeners = (plain ? 1 : 0) + (config.httpsPort !== null ? 1 : 0);
     const slot: Slot = { index, worker, startedAt: Date.now(), crashes, lastError: null };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'listen-error') this.onFatal(m.message);
+      else if (m.type === 'tls-request' && this.tls) this.sendTo(worker, { type: 'tls', material: this.tls });
       else if (m.type === 'mgr-request') void this.collectStats(worker, m.id);
       else if (m.type === 'stats') this.pendingStats.get(m.id)?.push(m.stats);
       else if (m.type === 'metrics') this.metrics?.received(worker, m.id, m.report);
@@ -80,13 +99,19 @@ export class Supervisor {
     // otherwise take the primary down; the worker's exit is handled by onExit.
     worker.on('error', (err) => this.log.debug({ worker: worker.id, err: err.message }, 'worker IPC error'));
     return new Promise((resolve, reject) => {
-      worker.once('listening', (addr) => {
-        this.address ??= { address: addr.address ?? this.config.host, port: addr.port };
+      const onListening = (addr: { address: string | null; port: number }) => {
+        const a = { address: addr.address ?? config.host, port: addr.port };
+        // Both listeners: the plain one has a fixed port (port 0 means HTTPS alone).
+        if (plain && (config.httpsPort === null || addr.port === config.port)) this.address ??= a;
+        else this.httpsAddress ??= a;
+        if (--listeners > 0) return;
+        worker.off('listening', onListening);
         this.slots.set(index, slot);
         this.listening.add(worker);
         this.log.info({ worker: worker.id, workerPid: worker.process.pid, slot: index }, 'worker listening');
         resolve(worker);
-      });
+      };
+      worker.on('listening', onListening);
       worker.once('exit', () => reject(new Error(`worker ${worker.id} exited before listening`)));
     });
   }
@@ -198,6 +223,14 @@ export class Supervisor {
     }
   }
 
+  private sendTo(worker: Worker, m: PrimaryMessage): void {
+    try {
+      worker.send(m);
+    } catch {
+      // The worker is gone; its replacement asks again.
+    }
+  }
+
   /** Sends a message to every live worker. */
   broadcast(m: PrimaryMessage): void {
     for (const slot of this.slots.values()) {
@@ -229,9 +262,9 @@ export class Supervisor {
   reload(config: Config): Promise<void> {
     if (this.reloading) return this.reloading;
     const prev = this.config;
-    if (config.host !== prev.host || config.port !== prev.port) {
-      this.log.warn('host and port changes take effect on restart; keeping the current listener');
-      config = { ...config, host: prev.host, port: prev.port };
+    if (config.host !== prev.host || config.port !== prev.port || config.httpsPort !== prev.httpsPort) {
+      this.log.warn('host and port changes take effect on restart; keeping the current listeners');
+      config = { ...config, host: prev.host, port: prev.port, httpsPort: prev.httpsPort };
     }
     this.config = config;
     this.metrics?.reloaded(Date.now());

@@ -1,6 +1,7 @@
 /** IPC between the primary and its workers. */
 import type { Registry } from 'prom-client';
 import type { ClusterStats, WorkerStats } from '../stats/counters.js';
+import type { TlsMaterial } from '../tls/certificates.js';
 
 /** One registry's metrics as prom-client's getMetricsAsJSON() gives them, the input of its aggregation. */
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
@@ -16,6 +17,8 @@ export type PrimaryPage = 'metrics' | 'stats.json';
 
 export type PrimaryMessage =
   | { type: 'shutdown'; deadlineMs: number }
+  /** Certificates and ticket keys for the HTTPS listener: before it listens, and again on SIGHUP. */
+  | { type: 'tls'; material: TlsMaterial }
   | { type: 'reopen-logs' }
   /** The cache manager wants every worker's counters. */
   | { type: 'stats-request'; id: number }
@@ -27,6 +30,8 @@ export type PrimaryMessage =
   | { type: 'page-reply'; id: number; status: number; contentType: string; body: string };
 export type WorkerMessage =
   | { type: 'listen-error'; message: string }
+  /** The worker is ready for its certificates (a message sent before it listens for one would be lost). */
+  | { type: 'tls-request' }
   | { type: 'stats'; id: number; stats: WorkerStats }
   | { type: 'mgr-request'; id: number }
   /** The answer to metrics-request; id 0 is the last report of a worker about to exit. */
