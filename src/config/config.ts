@@ -631,7 +631,7 @@ export function helpText(): string {
   const lines = [
     'Usage: cuttle [options]',
     '',
-    'A caching HTTP/1.1 proxy: forward proxy by default, edge cache with --origin.',
+    'A caching HTTP proxy: forward proxy by default, edge cache with --origin (HTTPS and HTTP/2 with --https-port).',
     '',
     'Options:',
   ];

@@ -318,9 +318,14 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
 
   function updateTls(material: TlsMaterial): void {
     if (!secure) return;
-    (secure as unknown as { contexts: TlsContexts }).contexts.update(material);
-    secure.setSecureContext({ ...material.certificates[material.defaultIndex], ...TLS_VERSIONS });
-    secure.setTicketKeys(Buffer.from(material.ticketKeys, 'base64'));
+    try {
+      (secure as unknown as { contexts: TlsContexts }).contexts.update(material);
+      secure.setSecureContext({ ...material.certificates[material.defaultIndex], ...TLS_VERSIONS });
+      secure.setTicketKeys(Buffer.from(material.ticketKeys, 'base64'));
+    } catch (err) {
+      // The primary checked them; should this worker disagree, it keeps serving with what it had.
+      log.error({ err: (err as Error).message }, 'new certificates refused; keeping the old ones');
+    }
   }
 
   async function shutdown(deadlineMs: number): Promise<void> {

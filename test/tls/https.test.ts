@@ -60,6 +60,12 @@ before(async () => {
       res.end('hop\n');
       return;
     }
+    if (req.url === '/early') {
+      res.writeProcessing();
+      res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+      setTimeout(() => res.end('final\n'), 50);
+      return;
+    }
     if (req.method === 'POST') {
       const chunks: Buffer[] = [];
       req.on('data', (d: Buffer) => chunks.push(d));
@@ -186,6 +192,28 @@ describe('HTTPS edge: HTTP/1.1 and HTTP/2 on one port', () => {
       assert.equal(withLength.body.toString(), 'got 5 bytes: abcde');
       const without = await h2Request(s, '/post', { ':method': 'POST' }, 'streamed body');
       assert.equal(without.body.toString(), 'got 13 bytes: streamed body');
+      // RFC 9110 §7.6.3: the protocol received, HTTP/2's version being "2".
+      assert.match(String(origin.seen.at(-1)?.headers.via), /^2 \S+ \(cuttle\//);
+    });
+  });
+
+  it('relays interim responses (102, 103 Early Hints) as HTTP/2 HEADERS before the final one', async () => {
+    await withH2(port, async (s) => {
+      const stream = s.request({ ':path': '/early' });
+      const interim: Array<Record<string, unknown>> = [];
+      stream.on('headers', (h) => interim.push(h));
+      let final = 0;
+      stream.on('response', (h) => {
+        final = Number(h[':status']);
+      });
+      stream.resume();
+      await new Promise((r) => stream.on('end', r));
+      assert.equal(final, 200);
+      assert.deepEqual(
+        interim.map((h) => h[':status']),
+        [102, 103],
+      );
+      assert.equal(interim[1].link, '</style.css>; rel=preload; as=style');
     });
   });
 
