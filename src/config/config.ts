@@ -55,6 +55,8 @@ export interface Config {
   /** TLS termination (reverse mode): the HTTPS listener, HTTP/1.1 and HTTP/2 on one port; null for none. */
   httpsPort: number | null;
   tls: { certificates: TlsCertificate[] };
+  /** Reverse mode: cleartext HTTP/2 with prior knowledge (h2c) on this port; null for none. */
+  h2cPort: number | null;
   /** HTTP/2: concurrent streams a client may open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
   h2MaxStreams: number;
   /** HTTP/2: streams a client may reset per second before its connection gets GOAWAY (rapid reset). */
@@ -132,9 +134,9 @@ export interface Config {
   managerPasswords: Record<string, string>;
 }
 
-/** Whether the plain HTTP listener runs: always without an HTTPS port; with one, unless port is 0. */
-export function plainListener(c: Pick<Config, 'port' | 'httpsPort'>): boolean {
-  return c.httpsPort === null || c.port !== 0;
+/** Whether the plain HTTP listener runs: always when it is the only one; beside others, unless port is 0. */
+export function plainListener(c: Pick<Config, 'port' | 'httpsPort' | 'h2cPort'>): boolean {
+  return (c.httpsPort === null && c.h2cPort === null) || c.port !== 0;
 }
 
 /** Settings derived from others, never given directly. */
@@ -155,6 +157,7 @@ export const DEFAULTS: Config = {
   originInsecure: false,
   httpsPort: null,
   tls: { certificates: [] },
+  h2cPort: null,
   h2MaxStreams: 100,
   h2MaxResets: 200,
   configFile: null,
@@ -249,6 +252,10 @@ export const FLAGS = {
   },
   'tls-cert': { type: 'string', help: 'PEM certificate (chain) for --https-port; the default certificate' },
   'tls-key': { type: 'string', help: 'PEM private key of --tls-cert' },
+  'h2c-port': {
+    type: 'string',
+    help: 'reverse mode: also listen for cleartext HTTP/2 with prior knowledge (h2c) on this port',
+  },
   'h2-max-streams': {
     type: 'string',
     help: 'HTTP/2: concurrent streams per client connection (default 100)',
@@ -340,6 +347,7 @@ export function loadConfig(argv: string[]): CliRequest {
     originCa: values['origin-ca'],
     originInsecure: values['origin-insecure'],
     httpsPort: values['https-port'],
+    h2cPort: values['h2c-port'],
     h2MaxStreams: values['h2-max-streams'],
     h2MaxResets: values['h2-max-resets'],
     logLevel: values['log-level'],
@@ -456,6 +464,8 @@ function validate(input: Record<string, unknown>, where: string): Config {
   if (v.httpsPort !== undefined && v.httpsPort !== null)
     c.httpsPort = integer(where, 'httpsPort', v.httpsPort, 0, 65535);
   if (v.tls !== undefined && v.tls !== null) c.tls = validTls(where, v.tls);
+  if (v.h2cPort !== undefined && v.h2cPort !== null)
+    c.h2cPort = integer(where, 'h2cPort', v.h2cPort, 0, 65535);
   if (v.h2MaxStreams !== undefined)
     c.h2MaxStreams = integer(where, 'h2MaxStreams', v.h2MaxStreams, 1, 10_000);
   if (v.h2MaxResets !== undefined) c.h2MaxResets = integer(where, 'h2MaxResets', v.h2MaxResets, 1, 1_000_000);

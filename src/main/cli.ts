@@ -189,10 +189,12 @@ if (config.pidFile) {
 }
 const addr = supervisor.address;
 const https = supervisor.httpsAddress;
+const h2c = supervisor.h2cAddress;
 const mode = config.origin ? `reverse proxy for ${config.origin}` : 'forward proxy';
 const where = [
   ...(addr ? [`${addr.address}:${addr.port}`] : []),
   ...(https ? [`https://${https.address}:${https.port}`] : []),
+  ...(h2c ? [`h2c://${h2c.address}:${h2c.port}`] : []),
 ].join(' and ');
 process.stdout.write(`cuttle ${VERSION} listening on ${where} (${mode}, ${config.workers} workers)\n`);
 

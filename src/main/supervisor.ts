@@ -3,9 +3,9 @@
  * ones that die, roll them on reload, and stop them gracefully.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { type Config, plainListener } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
-import type { PrimaryMessage, PrimaryPage, WorkerMessage } from '../shared/messages.js';
+import type { Listeners, PrimaryMessage, PrimaryPage, WorkerMessage } from '../shared/messages.js';
 import type { ClusterStats, WorkerStats } from '../stats/counters.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 import { ClusterMetrics } from './cluster-metrics.js';
@@ -41,6 +41,7 @@ export class Supervisor {
   /** The plain listener's address, and the HTTPS one's, once a worker listens (null when there is none). */
   address: { address: string; port: number } | null = null;
   httpsAddress: { address: string; port: number } | null = null;
+  h2cAddress: { address: string; port: number } | null = null;
   /** The HTTPS listener's certificates and ticket keys, sent to each worker as it starts. */
   private tls: TlsMaterial | null = null;
   /** Workers that listen (serving or draining): the ones a scrape asks. */
@@ -77,16 +78,11 @@ export class Supervisor {
   }
 
   private spawn(index: number, crashes: number): Promise<Worker> {
-    const config = this.config;
-    const worker = cluster.fork({ CUTTLE_CONFIG: JSON.stringify(config) });
-    // Queued on the channel until the worker reads it: it waits for this before it listens.
-    if (config.httpsPort !== null && this.tls)
-      worker.send({ type: 'tls', material: this.tls } satisfies PrimaryMessage);
-    const plain = plainListener(config);
-    let listeners = (plain ? 1 : 0) + (config.httpsPort !== null ? 1 : 0);
+    const worker = cluster.fork({ CUTTLE_CONFIG: JSON.stringify(this.config) });
     const slot: Slot = { index, worker, startedAt: Date.now(), crashes, lastError: null };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'listen-error') this.onFatal(m.message);
+      else if (m.type === 'listening') onListening(m.listeners);
       else if (m.type === 'tls-request' && this.tls) this.sendTo(worker, { type: 'tls', material: this.tls });
       else if (m.type === 'mgr-request') void this.collectStats(worker, m.id);
       else if (m.type === 'stats') this.pendingStats.get(m.id)?.push(m.stats);
@@ -98,20 +94,18 @@ export class Supervisor {
     // A send to a worker whose channel just closed fails asynchronously, as an 'error' event that would
     // otherwise take the primary down; the worker's exit is handled by onExit.
     worker.on('error', (err) => this.log.debug({ worker: worker.id, err: err.message }, 'worker IPC error'));
+    let onListening: (l: Listeners) => void = () => {};
     return new Promise((resolve, reject) => {
-      const onListening = (addr: { address: string | null; port: number }) => {
-        const a = { address: addr.address ?? config.host, port: addr.port };
-        // Both listeners: the plain one has a fixed port (port 0 means HTTPS alone).
-        if (plain && (config.httpsPort === null || addr.port === config.port)) this.address ??= a;
-        else this.httpsAddress ??= a;
-        if (--listeners > 0) return;
-        worker.off('listening', onListening);
+      onListening = (l) => {
+        // Every worker listens on the same ports (cluster shares each listening socket): the first says where.
+        this.address ??= l.plain ?? null;
+        this.httpsAddress ??= l.https ?? null;
+        this.h2cAddress ??= l.h2c ?? null;
         this.slots.set(index, slot);
         this.listening.add(worker);
         this.log.info({ worker: worker.id, workerPid: worker.process.pid, slot: index }, 'worker listening');
         resolve(worker);
       };
-      worker.on('listening', onListening);
       worker.once('exit', () => reject(new Error(`worker ${worker.id} exited before listening`)));
     });
   }
@@ -262,9 +256,15 @@ export class Supervisor {
   reload(config: Config): Promise<void> {
     if (this.reloading) return this.reloading;
     const prev = this.config;
-    if (config.host !== prev.host || config.port !== prev.port || config.httpsPort !== prev.httpsPort) {
+    const { host, port, httpsPort, h2cPort } = prev;
+    if (
+      config.host !== host ||
+      config.port !== port ||
+      config.httpsPort !== httpsPort ||
+      config.h2cPort !== h2cPort
+    ) {
       this.log.warn('host and port changes take effect on restart; keeping the current listeners');
-      config = { ...config, host: prev.host, port: prev.port, httpsPort: prev.httpsPort };
+      config = { ...config, host, port, httpsPort, h2cPort };
     }
     this.config = config;
     this.metrics?.reloaded(Date.now());

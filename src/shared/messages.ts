@@ -28,8 +28,17 @@ export type PrimaryMessage =
   | { type: 'metrics-request'; id: number }
   /** The answer to a worker's page-request. */
   | { type: 'page-reply'; id: number; status: number; contentType: string; body: string };
+/** Where a worker listens, by listener. */
+export interface Listeners {
+  plain?: { address: string; port: number };
+  https?: { address: string; port: number };
+  h2c?: { address: string; port: number };
+}
+
 export type WorkerMessage =
   | { type: 'listen-error'; message: string }
+  /** Every listener of the worker is up. */
+  | { type: 'listening'; listeners: Listeners }
   /** The worker is ready for its certificates (a message sent before it listens for one would be lost). */
   | { type: 'tls-request' }
   | { type: 'stats'; id: number; stats: WorkerStats }

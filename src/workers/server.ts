@@ -5,8 +5,10 @@
  */
 import { createServer, type IncomingMessage, Server, type ServerResponse } from 'node:http';
 import {
+  createServer as createHttp2Server,
   createSecureServer,
   type Http2SecureServer,
+  type Http2Server,
   Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
@@ -45,6 +47,8 @@ export interface ProxyServer {
   server: Server;
   /** The HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN) when TLS material was given. */
   secure: Http2SecureServer | null;
+  /** The h2c listener (cleartext HTTP/2, prior knowledge), with `h2cPort`. */
+  cleartext: Http2Server | null;
   /** New certificates (SIGHUP): new handshakes use them, open connections keep theirs. */
   updateTls(material: TlsMaterial): void;
   /** Stops accepting, lets in-flight exchanges finish until the deadline, then cuts what is left. */
@@ -85,7 +89,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     ? new WorkerMetrics({
         connections: () =>
           Promise.all(
-            [server, secure].map(
+            [server, secure, cleartext].map(
               (s) => new Promise<number>((r) => (s ? s.getConnections((err, n) => r(err ? 0 : n)) : r(0))),
             ),
           ).then(([a, b]) => a + b),
@@ -236,6 +240,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
   server.on('clientError', onClientError);
 
   const secure = opts.tls ? createSecure(opts.tls) : null;
+  const cleartext = config.h2cPort === null ? null : createCleartext();
   const sessions = new Set<Http2Session>();
 
   /**
@@ -265,6 +270,27 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     h1.keepAliveTimeout = t.clientIdle;
     s.setTimeout(t.read);
     (s as unknown as { contexts: TlsContexts }).contexts = contexts;
+    s.on('clientError', onClientError);
+    s.on('tlsClientError', (err: Error & { code?: string }, socket) =>
+      log.debug({ client: socket.remoteAddress, code: err.code }, `TLS handshake failed: ${err.message}`),
+    );
+    serveHttp2(s, 'HTTPS');
+    return s;
+  }
+
+  /** Cleartext HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3): HTTP/2 only, no HTTP/1.1 on its port. */
+  function createCleartext(): Http2Server {
+    const s = createHttp2Server({
+      settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: config.maxHeaderSize },
+      maxSendHeaderBlockLength: config.maxHeaderSize,
+    });
+    s.setTimeout(t.read);
+    serveHttp2(s, 'h2c');
+    return s;
+  }
+
+  /** Requests (both versions on the HTTPS port), CONNECT refused, sessions guarded, idle ones closed. */
+  function serveHttp2(s: Http2SecureServer | Http2Server, port: string): void {
     s.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>
       dispatch(req, res, false),
     );
@@ -275,17 +301,13 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     );
     // A reverse proxy has no tunnels to offer: CONNECT (either version) is refused with a reason.
     s.on('connect', (req: IncomingMessage | Http2ServerRequest, second: Socket | Http2ServerResponse) => {
-      const err = new ProxyError(405, 'ERR_UNSUP_REQ', 'CONNECT is not served on the HTTPS port');
+      const err = new ProxyError(405, 'ERR_UNSUP_REQ', `CONNECT is not served on the ${port} port`);
       if (req instanceof Http2ServerRequest) {
         const res = second as Http2ServerResponse;
         res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8' });
         res.end(`${err.message}\n`);
       } else (second as Socket).end(rawErrorResponse(err, via));
     });
-    s.on('clientError', onClientError);
-    s.on('tlsClientError', (err: Error & { code?: string }, socket) =>
-      log.debug({ client: socket.remoteAddress, code: err.code }, `TLS handshake failed: ${err.message}`),
-    );
     s.on('session', (session: Http2Session) => {
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
@@ -302,7 +324,6 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       if (typeof (x as Http2Session).goaway === 'function') sessionIdle(x as Http2Session);
       else (x as Socket).destroy();
     });
-    return s;
   }
 
   function dispatch(
@@ -332,6 +353,13 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     draining = true;
     let serverClosed = false;
     let secureClosed = secure === null;
+    let cleartextClosed = true;
+    if (cleartext?.listening) {
+      cleartextClosed = false;
+      cleartext.close(() => {
+        cleartextClosed = true;
+      });
+    }
     const closeServer = () => {
       server.close(() => {
         serverClosed = true;
@@ -346,7 +374,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     else secureClosed = true;
     // HTTP/2: GOAWAY; streams under way finish, new ones go to another worker on a new connection.
     for (const s of sessions) s.close();
-    const closed = () => serverClosed && secureClosed && tunnels.open.size === 0;
+    const closed = () => serverClosed && secureClosed && cleartextClosed && tunnels.open.size === 0;
     const until = Date.now() + deadlineMs;
     // Keep-alive connections go as soon as they are idle; busy ones get `Connection: close` on their response.
     while (!closed() && Date.now() < until) {
@@ -374,6 +402,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
   return {
     server,
     secure,
+    cleartext,
     updateTls,
     shutdown,
     reopenLogs: () => accessLog?.reopen(),

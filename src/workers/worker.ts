@@ -2,6 +2,7 @@
  * Entry point of a cluster worker: one node:http server; the primary hands it accepted connections.
  */
 import cluster from 'node:cluster';
+import type { AddressInfo, Server } from 'node:net';
 import { type Config, plainListener } from '../config/config.js';
 import { createLogger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
@@ -83,7 +84,8 @@ process.on('message', (m: PrimaryMessage) => {
 // The primary is gone (even by kill -9): nobody hands us connections any more, so drain and go.
 process.on('disconnect', () => void stop(config.timeouts.shutdown));
 
-function listen(server: typeof proxy.server | NonNullable<typeof proxy.secure>, port: number): void {
+/** Listens, and resolves with the address once it does. */
+function listen(server: Server, port: number): Promise<{ address: string; port: number }> {
   server.on('error', (err: NodeJS.ErrnoException) => {
     send({
       type: 'listen-error',
@@ -91,8 +93,17 @@ function listen(server: typeof proxy.server | NonNullable<typeof proxy.secure>, 
     });
     process.exit(1);
   });
-  server.listen({ host: config.host, port });
+  return new Promise((resolve) =>
+    server.listen({ host: config.host, port }, () => {
+      const a = server.address() as AddressInfo;
+      resolve({ address: a.address, port: a.port });
+    }),
+  );
 }
-// With an HTTPS port, port 0 means HTTPS alone.
-if (plainListener(config)) listen(proxy.server, config.port);
-if (proxy.secure && config.httpsPort !== null) listen(proxy.secure, config.httpsPort);
+// Beside HTTPS or h2c, port 0 means no plain listener.
+const [plain, https, h2c] = await Promise.all([
+  plainListener(config) ? listen(proxy.server, config.port) : undefined,
+  proxy.secure && config.httpsPort !== null ? listen(proxy.secure, config.httpsPort) : undefined,
+  proxy.cleartext && config.h2cPort !== null ? listen(proxy.cleartext, config.h2cPort) : undefined,
+]);
+send({ type: 'listening', listeners: { plain, https, h2c } });

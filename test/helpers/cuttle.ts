@@ -29,6 +29,8 @@ export interface Cuttle {
   port: number;
   /** The HTTPS listener's port, when there is one. */
   httpsPort: number | null;
+  /** The h2c listener's port, when there is one. */
+  h2cPort: number | null;
   /** `http://127.0.0.1:<port>`, for curl -x style use. */
   proxyUrl: string;
   proc: ChildProcess;
@@ -89,15 +91,17 @@ export async function startCuttle(opts: CuttleOptions = {}): Promise<Cuttle> {
     }),
   );
   let httpsPort: number | null = null;
+  let h2cPort: number | null = null;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`cuttle did not start:\n${stderr.join('\n')}`)), 20_000);
     const check = () => {
       for (const l of stdout) {
-        // `listening on HOST:PORT [and https://HOST:PORT] (…`, or `listening on https://HOST:PORT (…`.
-        const m = / listening on (?:https:\/\/)?\S+:(\d+) [(a]/.exec(l);
+        // `listening on HOST:PORT [and https://HOST:PORT] [and h2c://HOST:PORT] (…`, the first one first.
+        const m = / listening on (?:https:\/\/|h2c:\/\/)?\S+:(\d+) [(a]/.exec(l);
         if (m) {
           clearTimeout(timer);
           httpsPort = Number(/ https:\/\/\S+:(\d+)/.exec(l)?.[1] ?? Number.NaN) || null;
+          h2cPort = Number(/ h2c:\/\/\S+:(\d+)/.exec(l)?.[1] ?? Number.NaN) || null;
           resolve(Number(m[1]));
           return;
         }
@@ -120,6 +124,7 @@ export async function startCuttle(opts: CuttleOptions = {}): Promise<Cuttle> {
   return {
     port,
     httpsPort,
+    h2cPort,
     proxyUrl: `http://127.0.0.1:${port}`,
     proc,
     dir,
