@@ -34,6 +34,7 @@ let origin: Origin;
 let c: Cuttle;
 let port: number;
 let hits = 0;
+let slow = 0;
 const BIG = Buffer.alloc(4 * 1024 * 1024, 'abcdefghijklmnop');
 
 before(async () => {
@@ -58,6 +59,24 @@ before(async () => {
         ].flat(),
       );
       res.end('hop\n');
+      return;
+    }
+    if (req.url === '/slow') {
+      slow++;
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=600' });
+        res.end('slow\n');
+      }, 300);
+      return;
+    }
+    if (req.url === '/vary') {
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        'cache-control': 'max-age=600',
+        vary: 'Accept-Language',
+        'content-language': String(req.headers['accept-language']),
+      });
+      res.end(`in ${req.headers['accept-language']}\n`);
       return;
     }
     if (req.url === '/early') {
@@ -158,6 +177,36 @@ describe('HTTPS edge: HTTP/1.1 and HTTP/2 on one port', () => {
       assert.equal(range.status, 206);
       assert.equal(range.body.toString(), 'hello');
       assert.equal(range.headers['content-range'], 'bytes 0-4/14');
+    });
+  });
+
+  it('collapses concurrent HTTP/2 streams for one object into one origin fetch', async () => {
+    await withH2(port, async (s) => {
+      const replies = await Promise.all(Array.from({ length: 10 }, () => h2Request(s, '/slow')));
+      assert.deepEqual(
+        replies.map((r) => r.status),
+        Array(10).fill(200),
+      );
+      assert.equal(slow, 1, 'one fetch reached the origin');
+    });
+  });
+
+  it('selects Vary variants over HTTP/2 as over HTTP/1.1', async () => {
+    const en = await h1Request(port, '/vary', { 'accept-language': 'en' });
+    assert.equal(en.body.toString(), 'in en\n');
+    await waitStored(c.cacheDir, `http://a.example.test:${port}/vary`);
+    await withH2(port, async (s) => {
+      for (let i = 0; i < 50; i++) {
+        const again = await h2Request(s, '/vary', { 'accept-language': 'en' });
+        if (/^cuttle; hit/.test(String(again.headers['cache-status']))) break;
+        await sleep(50);
+      }
+      const hit = await h2Request(s, '/vary', { 'accept-language': 'en' });
+      assert.match(String(hit.headers['cache-status']), /^cuttle; hit/);
+      assert.equal(hit.body.toString(), 'in en\n');
+      const fr = await h2Request(s, '/vary', { 'accept-language': 'fr' });
+      assert.match(String(fr.headers['cache-status']), /fwd=vary-miss/);
+      assert.equal(fr.body.toString(), 'in fr\n');
     });
   });
 
