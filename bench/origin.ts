@@ -5,6 +5,8 @@
  *   /miss/<size>    Cache-Control: no-store
  *   /reval/<size>   max-age=0 with an ETag; If-None-Match → 304
  *   /slow/<size>    max-age=3600 after 200 ms (the coalesce scenario)
+ *   /expiring/<size> max-age=1 after 100 ms (the thundering herd: it expires during the run)
+ *   /tagged/<size>?tag=T  max-age=3600 with Surrogate-Key: T (the purge scenario)
  *   /__count?p=/x   how many requests reached a path
  * It listens twice, on plain HTTP and on TLS (the connect scenario's tunnels end there), and prints both
  * ports as one JSON line.
@@ -34,12 +36,13 @@ const handler: RequestListener = (req, res) => {
   counts.set(url, (counts.get(url) ?? 0) + 1);
   const [, kind, size] = url.split('/');
   const b = body(/^\d+[kmg]?$/.test(size ?? '') ? size : '1k');
-  const send = (cc: string) => {
+  const send = (cc: string, extra: Record<string, string> = {}) => {
     res.writeHead(200, {
       'Content-Type': 'application/octet-stream',
       'Content-Length': b.length,
       'Cache-Control': cc,
       ETag: '"b1"',
+      ...extra,
     });
     res.end(b);
   };
@@ -54,6 +57,12 @@ const handler: RequestListener = (req, res) => {
   }
   if (kind === 'slow') {
     setTimeout(() => send('max-age=3600'), 200);
+    return;
+  }
+  if (kind === 'tagged')
+    return send('max-age=3600', { 'Surrogate-Key': new URL(url, 'http://x').searchParams.get('tag') ?? '' });
+  if (kind === 'expiring') {
+    setTimeout(() => send('max-age=1'), 100);
     return;
   }
   send('max-age=3600');

@@ -7,6 +7,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,7 +67,7 @@ const USAGE = `npm run bench -- [options]
                           'baseline', in the same alternating rounds: a change against its parent
   --baseline-args "ARGS"  extra cuttle flags for the baseline (with --baseline . the cost of an option,
                           e.g. --baseline . --baseline-args "--metrics off")
-  --scenarios LIST        a subset of: ${'hit-1k,hit-16k,hit-256k,hit-1m,miss-1k,revalidate-1k,connect,coalesce'}
+  --scenarios LIST        a subset of: ${'hit-1k,hit-16k,hit-256k,hit-1m,miss-1k,revalidate-1k,connect,coalesce,herd,purge'}
   --tls                   the HTTPS edge instead: hit-1k and hit-16k over HTTPS/1.1 (wrk), and the full
                           handshake rate, cuttle (--https-port) vs nginx (listen … ssl http2, same cert)
   --h2                    the HTTPS edge over HTTP/2 (h2load, from nghttp2-client); with --tls, both
@@ -171,10 +172,16 @@ const ALL_SCENARIOS: Scenario[] = [
 ];
 const wanted = values.scenarios?.split(',');
 for (const w of wanted ?? [])
-  if (w !== 'coalesce' && !ALL_SCENARIOS.some((s) => s.name === w))
+  if (!['coalesce', 'herd', 'purge'].includes(w) && !ALL_SCENARIOS.some((s) => s.name === w))
     fail(`--scenarios: unknown scenario "${w}"`);
 const scenarios = ALL_SCENARIOS.filter((s) => !wanted || wanted.includes(s.name));
 const withCoalesce = !wanted || wanted.includes('coalesce');
+const withHerd = !wanted || wanted.includes('herd');
+const withPurge = !wanted || wanted.includes('purge');
+/** Entries stored under one tag before the purge scenario removes them in one request. */
+const PURGE_ENTRIES = 10_000;
+/** The thundering herd's connections: a thousand clients on one object that expires every second. */
+const HERD_CONNECTIONS = 1000;
 
 const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 mkdirSync(resultsDir, { recursive: true });
@@ -226,6 +233,31 @@ function progressBar(sys: string, scenario: string, round: number) {
   };
 }
 
+/** A run that is not a load tool's: what it counted, with no latency or resource figures of its own. */
+function countedRun(
+  sys: System,
+  scenario: string,
+  round: number,
+  figures: Pick<Run, 'requestsPerSec' | 'mbPerSec' | 'errors' | 'note'> & Partial<Run>,
+): Run {
+  return {
+    system: sys.name,
+    scenario,
+    round,
+    tool: 'node:http',
+    p50: 0,
+    p99: 0,
+    p999: 0,
+    timeouts: 0,
+    non2xx: 0,
+    mismatches: 0,
+    peakRssMb: 0,
+    peakAnonMb: 0,
+    cpuUsPerReq: 0,
+    ...figures,
+  };
+}
+
 /** 500 concurrent requests for one cold object; how many reached the origin. */
 async function coalesce(sys: System, origin: OriginPorts, round: number): Promise<Run> {
   const path = `/slow/1k?c=${sys.name}-${round}-${Date.now()}`;
@@ -238,26 +270,106 @@ async function coalesce(sys: System, origin: OriginPorts, round: number): Promis
     (r) => r.status === 'fulfilled' && r.value.status === 200 && rightBody(r.value.body, 1024),
   ).length;
   const reached = await originCount(origin.http, path);
-  return {
-    system: sys.name,
-    scenario: 'coalesce',
-    round,
-    tool: 'node:http',
+  return countedRun(sys, 'coalesce', round, {
     requestsPerSec: n / seconds,
     mbPerSec: (ok * 1024) / seconds / 1e6,
-    p50: 0,
-    p99: 0,
-    p999: 0,
     errors: n - ok,
-    timeouts: 0,
-    non2xx: 0,
-    mismatches: 0,
-    peakRssMb: 0,
-    peakAnonMb: 0,
-    cpuUsPerReq: 0,
     reached,
     note: `${n} concurrent requests, ${reached} reached the origin`,
+  });
+}
+
+/**
+ * The thundering herd: 1000 connections ask for one object that expires every second (max-age=1, the origin
+ * taking 100 ms to answer), so it expires several times during the run. How many fetches reached the origin
+ * (one per expiry is the ideal; a system that serves stale while it refreshes may make fewer waits), and
+ * what the clients' p99 was.
+ */
+async function herd(sys: System, origin: OriginPorts, round: number): Promise<Run> {
+  const path = `/expiring/1k?h=${sys.name}-${round}-${Date.now()}`;
+  const target = targetFor(sys, origin, path);
+  await probe(sys.port, target);
+  const before = await originCount(origin.http, path);
+  const seconds = quick ? 3 : 6;
+  const cpuBefore = treeCpu(sys.pid);
+  const started = Date.now();
+  const f = await load({
+    port: sys.port,
+    target,
+    bytes: 1024,
+    connections: HERD_CONNECTIONS,
+    duration: seconds,
+    tool,
+    scratchDir: scratch,
+  });
+  const cpu = treeCpu(sys.pid) - cpuBefore;
+  const served = f.requestsPerSec * ((Date.now() - started) / 1000);
+  const reached = (await originCount(origin.http, path)) - before;
+  return {
+    system: sys.name,
+    scenario: 'herd',
+    round,
+    ...f,
+    peakRssMb: Math.round(treeRss(sys.pid) / 1e6),
+    peakAnonMb: Math.round(treeAnon(sys.pid) / 1e6),
+    cpuUsPerReq: served > 0 ? (cpu * 1e6) / served : 0,
+    reached,
+    note: `${HERD_CONNECTIONS} connections for ${seconds} s on an object expiring every second: ${reached} origin fetches`,
   };
+}
+
+/**
+ * Purge by tag (cuttle only: Squid and nginx have none, Varnish needs the xkey vmod): 10,000 entries stored
+ * with one Surrogate-Key, then one `POST /cuttle-internal/purge {"tags": [...]}`; how long it took, and
+ * whether every entry went.
+ */
+async function purgeByTag(sys: System, origin: OriginPorts, round: number): Promise<Run> {
+  const tag = `bench-${sys.name}-${round}-${Date.now()}`;
+  const n = quick ? 2_000 : PURGE_ENTRIES;
+  const targets = Array.from({ length: n }, (_, i) => targetFor(sys, origin, `/tagged/1k?tag=${tag}&n=${i}`));
+  for (let i = 0; i < n; i += 64) await Promise.all(targets.slice(i, i + 64).map((t) => probe(sys.port, t)));
+  // Entries commit a little after their response: wait until the last one is a hit.
+  for (let i = 0; i < 50 && !sys.isHit((await probe(sys.port, targets[n - 1])).headers); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  const started = performance.now();
+  const r = await post(sys.port, '/cuttle-internal/purge', JSON.stringify({ tags: [tag] }));
+  const ms = performance.now() - started;
+  const purged = Number((JSON.parse(r) as { purged?: number }).purged ?? 0);
+  if (purged !== n) breaks(`${sys.name} purge: ${purged} of ${n} entries purged`);
+  return countedRun(sys, 'purge', round, {
+    requestsPerSec: purged / (ms / 1000),
+    mbPerSec: 0,
+    p50: ms,
+    p99: ms,
+    p999: ms,
+    errors: n - purged,
+    note: `${purged} entries with one tag purged in ${ms.toFixed(0)} ms`,
+  });
+}
+
+/** A POST to the system itself; resolves with the body. */
+function post(port: number, path: string, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent: false,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(60_000, () => req.destroy(new Error(`${path} timed out`)));
+    req.end(body);
+  });
 }
 
 function row(r: Run): string {
@@ -320,7 +432,16 @@ function compareTable(meds: Run[], systems: string[]): string[] {
       ).padStart(10);
     });
     lines.push(`${sc.padEnd(14)} ${rps.map((x) => String(x).padStart(12)).join('')}  ${rat.join('')}`);
-    if (sc !== 'coalesce') {
+    if (sc === 'purge') {
+      lines.push(
+        `${'  ms'.padEnd(14)} ${systems.map((s) => (find(s, sc) ? (find(s, sc)?.p50 ?? 0).toFixed(0) : '—').padStart(12)).join('')}`,
+      );
+    } else if (sc === 'herd') {
+      lines.push(`${''.padEnd(14)} ${p99.map((x) => String(x).padStart(12)).join('')}`);
+      lines.push(
+        `${'  at origin'.padEnd(14)} ${systems.map((s) => String(find(s, sc)?.reached ?? '—').padStart(12)).join('')}`,
+      );
+    } else if (sc !== 'coalesce') {
       lines.push(`${''.padEnd(14)} ${p99.map((x) => String(x).padStart(12)).join('')}`);
       lines.push(`${''.padEnd(14)} ${cpu.map((x) => x.padStart(12)).join('')}`);
     } else
@@ -517,6 +638,16 @@ async function runScenarios(sys: System, round: number): Promise<void> {
     const c = await coalesce(sys, origin, round);
     runs.push(c);
     log(row(c));
+  }
+  if (withHerd && sys.name !== 'node') {
+    const h = await herd(sys, origin, round);
+    runs.push(h);
+    log(row(h));
+  }
+  if (withPurge && isCuttle(sys)) {
+    const p = await purgeByTag(sys, origin, round);
+    runs.push(p);
+    log(row(p));
   }
 }
 

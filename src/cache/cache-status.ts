@@ -8,6 +8,8 @@ export interface CacheStatus {
   fwd?: 'uri-miss' | 'vary-miss' | 'miss' | 'stale' | 'request' | 'method';
   fwdStatus?: number;
   stored?: boolean;
+  /** RFC 9211 §2.5: answered by another request's fetch (collapsed forwarding). */
+  collapsed?: boolean;
   ttl?: number;
   detail?: string;
 }
@@ -19,6 +21,7 @@ export function formatCacheStatus(name: string, s: CacheStatus): string {
   if (s.fwd) out += `; fwd=${s.fwd}`;
   if (s.fwdStatus !== undefined) out += `; fwd-status=${s.fwdStatus}`;
   if (s.stored) out += '; stored';
+  if (s.collapsed) out += '; collapsed';
   if (s.ttl !== undefined) out += `; ttl=${Math.round(s.ttl)}`;
   if (s.detail) out += `; detail="${s.detail.replace(/["\\]/g, '')}"`;
   return out;

@@ -4,15 +4,15 @@
  * revalidation alike.
  */
 import type { ServerResponse } from 'node:http';
-import { upstreamError } from '../http/errors.js';
+import { type ProxyError, upstreamError } from '../http/errors.js';
 import { fieldValue, filterFields, type RawHeaders } from '../http/fields.js';
 import { responseHeaders } from '../http/respond.js';
-import type { BodySink, StoredEntry } from '../store/store.js';
-import { ClientSink, TeeSink } from '../upstream/sinks.js';
+import { type BodySink, INLINE_MAX, type StoredEntry } from '../store/store.js';
+import { ClientSink, type Settled, TeeSink } from '../upstream/sinks.js';
 import type { Exchange } from '../upstream/upstream.js';
 import type { Transaction } from '../workers/transaction.js';
 import type { CacheStatus } from './cache-status.js';
-import type { Release } from './collapse.js';
+import { type FillEnd, type FillLead, NO_LEAD } from './collapse.js';
 import { type CacheContext, nowSeconds } from './context.js';
 import { withMaxStale } from './freshness-rules.js';
 import { selectingFields } from './key.js';
@@ -45,8 +45,18 @@ export interface StoringRequest {
 
 /** A response the store will take, once its body has streamed through. */
 export interface StoreTee {
-  sink(next: BodySink, settled: () => void): BodySink;
+  /** `fill`: the collapsed fetch this is, published to its waiters as the body commits. */
+  sink(next: BodySink, settled: Settled, fill?: FillLead): BodySink;
 }
+
+/** The leader's client left before its answer was whole, and nobody else waits for the fetch. */
+export const LEADER_GONE: FillEnd = { result: 'failed', error: null, leaderGone: true };
+
+/** How collapsed waiters hear of a failed fetch. */
+export const fillError = (e: ProxyError): FillEnd => ({
+  result: 'failed',
+  error: { status: e.status, squidError: e.squidError, message: e.message },
+});
 
 /**
  * Whether and how a response is stored; sets Cache-Status' detail, stored and ttl on `cs`. Null when it is
@@ -81,8 +91,21 @@ export function storing(
     const store = cx.stores.store;
     const names = selectingFields(varyNames(raw), cx.keyHeaders);
     return {
-      sink: (next, settled) => {
+      sink: (next, settled, fill) => {
         const writer = store.writer(cx.maxObjectSize);
+        if (fill) {
+          fill.head({
+            status: entry.status,
+            headers: entry.headers.slice(),
+            length: Number.isFinite(length) ? length : null,
+            bodyId: writer.id,
+            initialAge: entry.initialAge,
+            responseTime: entry.responseTime,
+            noCacheFields: entry.noCacheFields,
+            vary: names !== null && names.length > 0,
+          });
+          writer.onChunk = (n) => fill.chunk(n);
+        }
         return new TeeSink(
           writer,
           next,
@@ -90,7 +113,25 @@ export function storing(
             entry.headers.push('Content-Length', String(writer.size));
             return store.commit(rq.key, names, rq.headers, entry, writer);
           },
-          settled,
+          (stored, cut) => {
+            fill?.end(
+              stored
+                ? { result: 'stored', chunks: entry.chunks }
+                : {
+                    result: 'failed',
+                    // Cut mid-body: waiters that got nothing are told; refused by the store: they fetch.
+                    error:
+                      cut === null
+                        ? null
+                        : {
+                            status: 502,
+                            squidError: 'ERR_READ_ERROR',
+                            message: `the response was cut: ${cut}`,
+                          },
+                  },
+            );
+            settled(stored, cut);
+          },
         );
       },
     };
@@ -144,8 +185,8 @@ export function storingRequest(txn: Transaction): StoringRequest {
 }
 
 /**
- * The response goes to the client, through the store when it is storable. `release` wakes collapsed
- * waiters: at once when the response will not be stored, after the commit when it will.
+ * The response goes to the client, through the store when it is storable. The collapsed waiters of `fill`
+ * are released at once when the response will not be stored, and otherwise stream it as it commits.
  */
 export function toClient(
   cx: CacheContext,
@@ -154,7 +195,7 @@ export function toClient(
   status: number,
   raw: RawHeaders,
   requestTime: number,
-  release: Release,
+  fill: FillLead,
 ): BodySink {
   const cs = txn.cache as CacheStatus;
   cs.fwdStatus = status;
@@ -165,23 +206,78 @@ export function toClient(
   const client = new ClientSink(res);
   if (tee === null) {
     if (txn.method === 'GET') cx.collapse.notStorable(txn.key);
-    release();
+    fill.end({ result: 'not-storable' });
     return client;
   }
   cx.collapse.storable(txn.key);
-  return tee.sink(client, release);
+  // Bodies stored in chunks can be followed from the store; an inline one is never slower than a socket.
+  const length = Number(fieldValue(raw, 'content-length') ?? Number.NaN);
+  const next = length > INLINE_MAX ? new LeaderClient(client, fill) : client;
+  return tee.sink(next, () => {}, fill);
+}
+
+/**
+ * The leader's client of a fill being stored. When it reads slower than the origin sends, it goes on from
+ * the store like any waiter, so the fetch, and every waiter behind it, runs at the origin's pace and not at
+ * this client's (Varnish's fetch thread is never paced by one client either).
+ */
+class LeaderClient implements BodySink {
+  private sent = 0;
+  private following = false;
+
+  constructor(
+    private readonly client: ClientSink,
+    private readonly fill: FillLead,
+  ) {}
+
+  write(chunk: Buffer, resume: () => void): boolean {
+    if (this.following) return true;
+    this.sent += chunk.length;
+    if (this.client.write(chunk, resume)) return true;
+    // Its socket is full: from the next byte it reads committed chunks (the drain's resume is then a no-op).
+    this.following = this.fill.follow(this.client, this.sent);
+    return this.following;
+  }
+
+  end(last?: Buffer): void {
+    // A follower is ended by the fill once the body is committed (or cut if it never is).
+    if (!this.following) this.client.end(last);
+  }
+
+  abort(): void {
+    this.client.abort();
+  }
+
+  onGone(gone: () => void): void {
+    this.client.onGone(gone);
+  }
+}
+
+/**
+ * The leader's client left. The fetch goes on when its response is being stored and others wait for it
+ * (Squid's quick_abort, decided by who is left); otherwise the waiters are told to claim it again.
+ */
+export function leaderLeft(cx: CacheContext, txn: Transaction, res: ServerResponse, fill: FillLead): boolean {
+  if (res.writableFinished) return false;
+  if (txn.cache?.stored === true && cx.collapse.followed(txn.key)) return true;
+  fill.end(LEADER_GONE);
+  return false;
 }
 
 /** Where the transaction was routed, for error messages. */
 export const originOf = (txn: Transaction) => txn.route?.origin ?? '-';
 
-/** Sends the transaction upstream for the client; a client that leaves cuts the exchange. */
+/**
+ * Sends the transaction upstream for the client; a client that leaves cuts the exchange, unless
+ * `goOn` says others need it.
+ */
 export function forward(
   cx: CacheContext,
   txn: Transaction,
   res: ServerResponse,
   exchange: Exchange,
   up = cx.upstreamRequest(txn),
+  goOn: () => boolean = () => false,
 ): void {
   txn.forwarded = true;
   const pending = cx.upstream.fetch(up, {
@@ -189,33 +285,43 @@ export function forward(
     onInterim: (status, raw) => cx.respond.interim(txn, res, status, raw),
   });
   res.once('close', () => {
-    if (!res.writableFinished) pending.abort('client closed the connection');
+    if (!res.writableFinished && !goOn()) pending.abort('client closed the connection');
   });
 }
 
-/** A miss: fetch, store while streaming when allowed, and lead the collapsed waiters for a GET. */
+/** A miss: fetch, store while streaming when allowed, and lead the collapsed waiters of `fill`, if any. */
 export function fetchMiss(
   cx: CacheContext,
   txn: Transaction,
   res: ServerResponse,
   fwd: NonNullable<CacheStatus['fwd']>,
   detail?: string,
+  fill: FillLead = NO_LEAD,
 ): void {
-  // Nothing to fetch for a client that is gone, and a leader with no client would never release its waiters.
-  if (res.destroyed) return;
+  // Nothing to fetch for a client that is gone; its waiters claim the fetch again.
+  if (res.destroyed) return fill.end(LEADER_GONE);
   const requestTime = nowSeconds();
   txn.cache = { fwd, detail };
   if (txn.outcome === 'none') txn.outcome = 'miss';
-  const release = txn.method === 'GET' ? cx.collapse.lead(txn.key) : () => {};
-  // A client that goes away before the response is decided must not strand the waiters.
-  res.once('close', () => !res.writableFinished && release());
-  forward(cx, txn, res, {
-    onHead: (status, raw) => toClient(cx, txn, res, status, raw, requestTime, release),
-    onError: (err) => {
-      release();
-      cx.respond.error(txn, res, upstreamError(err, originOf(txn)));
-    },
+  let goOn = false;
+  res.once('close', () => {
+    goOn = leaderLeft(cx, txn, res, fill);
   });
+  forward(
+    cx,
+    txn,
+    res,
+    {
+      onHead: (status, raw) => toClient(cx, txn, res, status, raw, requestTime, fill),
+      onError: (err) => {
+        const e = upstreamError(err, originOf(txn));
+        fill.end(fillError(e));
+        cx.respond.error(txn, res, e);
+      },
+    },
+    undefined,
+    () => goOn,
+  );
 }
 
 /** Not a cacheable method (OPTIONS, TRACE): forwarded as it is, with no Cache-Status. */

@@ -10,10 +10,11 @@ import { type StoredEntry, staleNow } from '../store/store.js';
 import { NULL_SINK } from '../upstream/sinks.js';
 import type { UpstreamRequest } from '../upstream/upstream.js';
 import type { Transaction } from '../workers/transaction.js';
+import { type FillLead, NO_LEAD } from './collapse.js';
 import { type CacheContext, nowSeconds } from './context.js';
 import { withMaxStale } from './freshness-rules.js';
 import { deliverStored } from './hit.js';
-import { forward, originOf, storing, storingRequest, toClient } from './miss.js';
+import { fillError, forward, leaderLeft, originOf, storing, storingRequest, toClient } from './miss.js';
 import {
   currentAge,
   formatHttpDate,
@@ -77,7 +78,7 @@ const ageOf = (e: StoredEntry) => currentAge(e.initialAge, e.responseTime, nowSe
 
 /**
  * A stale entry (or one the client asked to check) revalidated for the client. Concurrent requests for the
- * same object wait for this one answer (collapse), then look again.
+ * same object wait for this one answer (`fill`, collapsed forwarding), then look again.
  */
 export function revalidate(
   cx: CacheContext,
@@ -86,17 +87,21 @@ export function revalidate(
   key: string,
   e: StoredEntry,
   fwd: 'stale' | 'request',
+  fill: FillLead = NO_LEAD,
 ): void {
-  if (res.destroyed) return;
+  if (res.destroyed) return fill.end({ result: 'failed', error: null, leaderGone: true });
   const requestTime = nowSeconds();
   const rd = txn.directives as RequestDirectives;
-  const release = txn.method === 'GET' ? cx.collapse.lead(txn.key) : () => {};
-  res.once('close', () => !res.writableFinished && release());
+  let goOn = false;
+  res.once('close', () => {
+    goOn = leaderLeft(cx, txn, res, fill);
+  });
   txn.cache = { fwd };
   const serveStale = (fwdStatus: number | undefined, detail: string) => {
     txn.outcome = 'refresh-fail-old';
     txn.cache = { fwd: 'stale', fwdStatus, detail };
-    release();
+    // The waiters decide for themselves whether their request allows the stale answer.
+    fill.end({ result: 'failed', error: null });
     deliverStored(cx, txn, res, e, ageOf(e));
   };
   const staleness = () => ageOf(e) - e.policy.lifetime;
@@ -113,7 +118,7 @@ export function revalidate(
         txn.upstreamStatus = status;
         if (status === 304) {
           const ne = freshened(cx, e, raw, requestTime);
-          void cx.stores.store.update(key, ne).finally(release);
+          void cx.stores.store.update(key, ne).finally(() => fill.end({ result: 'stored', chunks: 0 }));
           const age = ageOf(ne);
           txn.outcome = fwd === 'stale' ? 'refresh-unmodified' : 'client-refresh';
           txn.cache = { fwd, fwdStatus: 304, ttl: ne.policy.lifetime - age };
@@ -133,17 +138,19 @@ export function revalidate(
             headResponseMatches(raw, e) ? freshened(cx, e, raw, requestTime) : staleNow(e),
           );
         txn.outcome = fwd === 'stale' ? 'refresh-modified' : 'client-refresh';
-        return toClient(cx, txn, res, status, raw, requestTime, release);
+        return toClient(cx, txn, res, status, raw, requestTime, fill);
       },
       onError: (err) => {
         if (staleIfError()) return serveStale(undefined, 'stale-if-error');
         // §4.2.4: no answer at all (refused, reset, closed, timed out): the origin is out of reach.
         if (staleWhenDisconnected()) return serveStale(undefined, 'origin unreachable');
-        release();
-        cx.respond.error(txn, res, upstreamError(err, originOf(txn)));
+        const pe = upstreamError(err, originOf(txn));
+        fill.end(fillError(pe));
+        cx.respond.error(txn, res, pe);
       },
     },
     conditional(cx.upstreamRequest(txn), e),
+    () => goOn,
   );
 }
 
@@ -188,7 +195,7 @@ export function revalidateInBackground(
           return NULL_SINK;
         }
         // Held until the commit, so requests meanwhile do not start another revalidation.
-        return tee.sink(NULL_SINK, done);
+        return tee.sink(NULL_SINK, () => done());
       },
       onError: (err) => {
         done();

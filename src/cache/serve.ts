@@ -4,12 +4,22 @@
  */
 import type { ServerResponse } from 'node:http';
 import { ProxyError } from '../http/errors.js';
-import { fieldValue } from '../http/fields.js';
+import { fieldValue, filterFields } from '../http/fields.js';
+import type { StoredEntry } from '../store/store.js';
+import { ClientSink } from '../upstream/sinks.js';
 import type { Transaction } from '../workers/transaction.js';
+import type { CacheStatus } from './cache-status.js';
+import type { FillHead, FillLead } from './collapse.js';
 import { type CacheContext, nowSeconds } from './context.js';
 import { deliverStored } from './hit.js';
 import { fetchMiss } from './miss.js';
-import { currentAge, type RequestDirectives, requestDirectives, reuse } from './policy.js';
+import {
+  currentAge,
+  type RequestDirectives,
+  requestDirectives,
+  reuse,
+  staleIfErrorAllows,
+} from './policy.js';
 import { revalidate, revalidateInBackground } from './revalidate.js';
 
 /** The request's directives (§5.2.1), parsed once, with the freshness rules' request-side overrides. */
@@ -64,33 +74,93 @@ export function serve(cx: CacheContext, txn: Transaction, res: ServerResponse, m
       case 'revalidate': {
         if (rd.onlyIfCached) return onlyIfCachedMiss(cx, txn, res);
         const fwd = r.reason === 'request' ? 'request' : 'stale';
-        if (fwd === 'stale' && mayWait && waitForOther(cx, txn, res, rd)) return;
+        if (fwd === 'stale' && mayWait && collapsible(txn, rd))
+          return join(cx, txn, res, 'stale', e, (fill) => revalidate(cx, txn, res, found.key, e, fwd, fill));
         return revalidate(cx, txn, res, found.key, e, fwd);
       }
     }
   }
   if (rd.onlyIfCached) return onlyIfCachedMiss(cx, txn, res);
-  if (mayWait && waitForOther(cx, txn, res, rd)) return;
-  fetchMiss(cx, txn, res, found.miss);
+  const miss = found.miss;
+  if (mayWait && collapsible(txn, rd))
+    return join(cx, txn, res, miss, null, (fill) => fetchMiss(cx, txn, res, miss, undefined, fill));
+  fetchMiss(cx, txn, res, miss);
 }
 
+/** Collapsed forwarding is for GET; a client's own no-cache asks for its own answer. */
+const collapsible = (txn: Transaction, rd: RequestDirectives) => txn.method === 'GET' && !rd.noCache;
+
 /**
- * Collapsed forwarding: a GET that needs the origin while another fetch or revalidation of the same object
- * is under way waits for it, then looks again. A client's own no-cache asks for its own answer.
+ * Collapsed forwarding (cache/collapse.ts): this request leads the one fetch or revalidation of its object
+ * across workers, or waits for it. A waiter streams the fill when it can, looks again once the object is
+ * stored (or will not be), and takes the failure (or its stale entry, RFC 5861 §4) when the fetch fails.
  */
-function waitForOther(
+function join(
   cx: CacheContext,
   txn: Transaction,
   res: ServerResponse,
-  rd: RequestDirectives,
-): boolean {
-  if (txn.method !== 'GET' || rd.noCache) return false;
-  return cx.collapse.wait(txn.key, () => {
-    // A waiter whose client left meanwhile is dropped: it must not become the next fetch's leader.
-    if (res.destroyed) return;
-    txn.collapsed = true;
-    serve(cx, txn, res, false);
-  });
+  fwd: NonNullable<CacheStatus['fwd']>,
+  stale: StoredEntry | null,
+  lead: (fill: FillLead) => void,
+): void {
+  cx.collapse.join(
+    txn.key,
+    {
+      gone: () => res.destroyed,
+      retry: (again) => {
+        // After a leader died this request claims the fetch anew: it is not answered by another's yet.
+        if (!again) txn.collapsed = true;
+        serve(cx, txn, res, again);
+      },
+      failed: (err) => {
+        txn.collapsed = true;
+        const rd = txn.directives as RequestDirectives;
+        if (stale !== null) {
+          const age = currentAge(stale.initialAge, stale.responseTime, nowSeconds());
+          if (staleIfErrorAllows(stale.policy, age - stale.policy.lifetime, rd)) {
+            txn.outcome = 'refresh-fail-old';
+            txn.cache = { fwd: 'stale', detail: 'stale-if-error', collapsed: true };
+            return deliverStored(cx, txn, res, stale, age);
+          }
+        }
+        if (err === null) return serve(cx, txn, res, false);
+        txn.cache = { fwd, collapsed: true };
+        cx.respond.error(txn, res, new ProxyError(err.status, err.squidError, err.message));
+      },
+      stream: (head) => streamFill(cx, txn, res, fwd, head),
+    },
+    lead,
+  );
+}
+
+/** Request fields that ask for something other than the whole current body. */
+const SELECTIVE = ['range', 'if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'];
+
+/**
+ * A waiter answered from a fill under way: the head the leader stored, the body as its chunks commit.
+ * Ranges and conditionals look again once the object is stored, where every rule of a hit applies.
+ */
+function streamFill(
+  cx: CacheContext,
+  txn: Transaction,
+  res: ServerResponse,
+  fwd: NonNullable<CacheStatus['fwd']>,
+  head: FillHead,
+): ClientSink | null {
+  if (res.destroyed) return null;
+  const raw = txn.req.rawHeaders;
+  if (SELECTIVE.some((n) => fieldValue(raw, n) !== undefined)) return null;
+  const h =
+    head.noCacheFields.length > 0
+      ? filterFields(head.headers, (n) => !head.noCacheFields.includes(n))
+      : head.headers.slice();
+  if (head.length !== null) h.push('Content-Length', String(head.length));
+  h.push('Age', String(Math.floor(currentAge(head.initialAge, head.responseTime, nowSeconds()))));
+  txn.outcome = 'miss';
+  txn.collapsed = true;
+  txn.cache = { fwd, collapsed: true };
+  cx.respond.head(txn, res, head.status, h);
+  return new ClientSink(res);
 }
 
 /** RFC 9111 §5.2.1.7: only-if-cached with nothing usable stored is answered 504. */

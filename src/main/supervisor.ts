@@ -10,6 +10,7 @@ import type { ClusterStats, WorkerStats } from '../stats/counters.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { DashboardHistory, type WorkerState } from './dashboard-stats.js';
+import { FillRegistry } from './fill-registry.js';
 
 interface Slot {
   index: number;
@@ -51,12 +52,15 @@ export class Supervisor {
   /** Prometheus metrics over every worker; null with `metrics: false`. */
   readonly metrics: ClusterMetrics | null;
   private readonly dashboard = new DashboardHistory(this.startedAt);
+  /** Collapsed forwarding across workers: who fetches what right now. */
+  private readonly fills: FillRegistry;
 
   constructor(
     private config: Config,
     private readonly log: Logger,
     private readonly onFatal: (message: string) => void,
   ) {
+    this.fills = new FillRegistry(config.hitForMiss);
     this.metrics = config.metrics
       ? new ClusterMetrics(
           () => [...this.listening].filter((w) => w.isConnected()),
@@ -89,6 +93,8 @@ export class Supervisor {
       else if (m.type === 'metrics') this.metrics?.received(worker, m.id, m.report);
       else if (m.type === 'page-request') void this.answerPage(worker, m.id, m.page);
       else if (m.type === 'fatal') slot.lastError = m.message;
+      else if (m.type === 'fill-claim') this.fills.claim(worker, m.id, m.key);
+      else if (m.type === 'fill-event') this.fills.event(worker, m.key, m.ev);
     });
     worker.on('exit', (code, signal) => this.onExit(slot, code, signal));
     // A send to a worker whose channel just closed fails asynchronously, as an 'error' event that would
@@ -113,6 +119,7 @@ export class Supervisor {
   private onExit(slot: Slot, code: number | null, signal: string | null): void {
     const { worker } = slot;
     this.listening.delete(worker);
+    this.fills.exited(worker);
     this.metrics?.exited(worker);
     if (this.retiring.delete(worker) || this.stopping) return;
     if (this.slots.get(slot.index)?.worker !== worker) return;

@@ -1,5 +1,6 @@
 /** IPC between the primary and its workers. */
 import type { Registry } from 'prom-client';
+import type { Claim, FillEvent } from '../cache/collapse.js';
 import type { ClusterStats, WorkerStats } from '../stats/counters.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 
@@ -27,7 +28,11 @@ export type PrimaryMessage =
   /** A scrape: the primary wants this worker's metrics. */
   | { type: 'metrics-request'; id: number }
   /** The answer to a worker's page-request. */
-  | { type: 'page-reply'; id: number; status: number; contentType: string; body: string };
+  | { type: 'page-reply'; id: number; status: number; contentType: string; body: string }
+  /** Collapsed forwarding: the answer to a fill-claim. */
+  | { type: 'fill-claim-reply'; id: number; claim: Claim }
+  /** Collapsed forwarding: what the leader of a fill this worker waits for (or leads) published. */
+  | { type: 'fill-event'; key: string; ev: FillEvent };
 /** Where a worker listens, by listener. */
 export interface Listeners {
   plain?: { address: string; port: number };
@@ -48,4 +53,8 @@ export type WorkerMessage =
   /** A client asked this worker for one of the primary's pages. */
   | { type: 'page-request'; id: number; page: PrimaryPage }
   /** The worker is dying of this error: the primary names it in its crash line. */
-  | { type: 'fatal'; message: string };
+  | { type: 'fatal'; message: string }
+  /** Collapsed forwarding: may this worker fetch `key`, or does another already? */
+  | { type: 'fill-claim'; id: number; key: string }
+  /** Collapsed forwarding: the leader of `key`'s fill publishes its progress. */
+  | { type: 'fill-event'; key: string; ev: FillEvent };

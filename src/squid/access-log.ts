@@ -56,6 +56,8 @@ export function squidResult(o: {
   timedOut: boolean;
   /** Served from a body kept in the entry record: Squid's memory hit. */
   memory?: boolean;
+  /** Answered by another request's fetch (collapsed forwarding). */
+  collapsed?: boolean;
 }): string {
   let code: string;
   const denied = o.squidError === 'ERR_ACCESS_DENIED' || o.squidError === 'ERR_CACHE_ACCESS_DENIED';
@@ -89,6 +91,8 @@ export function squidResult(o: {
         code = 'TCP_MISS';
       else code = 'NONE';
   }
+  // Squid's LogTags::c_str: a collapsed request's tag has _CF after its protocol (TCP_CF_HIT, TCP_CF_MISS).
+  if (o.collapsed && code.startsWith('TCP_')) code = `TCP_CF_${code.slice(4)}`;
   if (o.timedOut) return `${code}_TIMEDOUT`;
   if (o.aborted) return `${code}_ABORTED`;
   return code;
@@ -181,6 +185,7 @@ export function transactionResult(txn: Transaction, complete: boolean): string {
     clientEtag: txn.status === 304 && txn.req.headers['if-none-match'] !== undefined,
     aborted: !complete,
     memory: txn.memory,
+    collapsed: txn.collapsed,
     timedOut: squidError === 'ERR_READ_TIMEOUT' || (txn.status === 504 && squidError === 'ERR_CONNECT_FAIL'),
   });
 }

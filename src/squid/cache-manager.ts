@@ -102,6 +102,9 @@ Internal Data Structures:
         `client_http.miss_median_svc_time = ${n(t.medianMiss / 1000, 6)} seconds`,
         `client_http.hit_median_svc_time = ${n(t.medianHit / 1000, 6)} seconds`,
         `server.all.requests = ${t.serverRequests}`,
+        // Not in Squid's report: requests that waited for another's fetch, and those that needed none.
+        `collapsed_forwarding.requests = ${t.collapsed}`,
+        `collapsed_forwarding.saved = ${t.collapsedSaved}`,
         `store.objects = ${store.objects}`,
         `store.kbytes = ${Math.round(store.bytes / 1024)}`,
         `kid_processes = ${stats.workers.length}`,

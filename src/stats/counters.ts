@@ -16,6 +16,9 @@ export interface WorkerStats {
   hitBytesOut: number;
   /** Requests that went to an origin. */
   serverRequests: number;
+  /** Requests that waited for another's fetch (collapsed forwarding), and those answered without their own. */
+  collapsed: number;
+  collapsedSaved: number;
   /** Distinct client addresses seen (bounded). */
   clients: string[];
   /** Recent service times, ms: all requests, hits, misses (bounded samples). */
@@ -45,6 +48,8 @@ export class StatsCounter {
     bytesOut: 0,
     hitBytesOut: 0,
     serverRequests: 0,
+    collapsed: 0,
+    collapsedSaved: 0,
     clients: [],
     timesAll: [],
     timesHit: [],
@@ -80,6 +85,10 @@ export class StatsCounter {
   readonly observer: FinishObserver = (txn, end, bytes) => {
     const hit = txn.outcome === 'hit';
     const failed = txn.error !== null;
+    if (txn.collapsed) {
+      this.s.collapsed++;
+      if (!txn.forwarded) this.s.collapsedSaved++;
+    }
     this.record(
       hit,
       txn.forwarded && !hit && !failed,
@@ -122,6 +131,8 @@ export function totals(c: ClusterStats) {
     hits,
     errors: sum((w) => w.errors),
     serverRequests: sum((w) => w.serverRequests),
+    collapsed: sum((w) => w.collapsed ?? 0),
+    collapsedSaved: sum((w) => w.collapsedSaved ?? 0),
     bytesOut,
     hitBytesOut,
     hitRatio: requests ? hits / requests : 0,

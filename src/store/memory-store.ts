@@ -22,6 +22,9 @@ import {
 import { languageVariant, variantKey } from './variant-key.js';
 
 class MemoryBodyWriter implements BodyWriter {
+  /** Bodies get their id at commit here, and are never read before it: nothing streams from a fill. */
+  readonly id = '';
+  onChunk: ((n: number) => void) | null = null;
   size = 0;
   failed: string | null = null;
   readonly parts: Buffer[] = [];
@@ -90,6 +93,10 @@ export class MemoryStore implements CacheStore {
       if (!gone) sink.end();
     };
     pump();
+  }
+
+  readChunk(bodyId: string, n: number): Buffer | undefined {
+    return this.bodies.get(bodyId)?.[n];
   }
 
   writer(maxSize: number): BodyWriter {

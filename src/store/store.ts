@@ -74,7 +74,11 @@ export interface BodySink {
 
 /** Collects a body as it streams, for `commit`. */
 export interface BodyWriter {
+  /** The body's id (an entry's bodyId once committed): collapsed waiters read its chunks by it. */
+  readonly id: string;
   readonly size: number;
+  /** Told of each chunk once it is committed (in order), for collapsed waiters to stream while it fills. */
+  onChunk: ((n: number) => void) | null;
   write(chunk: Buffer): void;
   /** Abandons the body: what was written is removed, and `commit` will refuse it. */
   fail(reason: string): void;
@@ -94,6 +98,8 @@ export interface CacheStore {
   /** Hands bytes `start`..`end` (inclusive) of a stored body to `sink`, honouring its back-pressure. */
   readBody(entry: StoredEntry, start: number, end: number, sink: BodySink): void;
   writer(maxSize: number): BodyWriter;
+  /** A committed chunk of a body still being written or stored (collapsed forwarding), or undefined. */
+  readChunk(bodyId: string, n: number): Buffer | undefined;
   /** Publishes `entry` with the writer's body; resolves false (and cleans up) when it could not. */
   commit(
     url: string,

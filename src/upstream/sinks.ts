@@ -10,13 +10,15 @@ export class ClientSink implements BodySink {
   constructor(private readonly res: ServerResponse) {}
 
   write(chunk: Buffer, resume: () => void): boolean {
+    // A client that left takes nothing more; a fetch that goes on for collapsed waiters must not stall on it.
+    if (this.res.destroyed) return true;
     if (this.res.write(chunk)) return true;
     this.res.once('drain', resume);
     return false;
   }
 
   end(last?: Buffer): void {
-    this.res.end(last);
+    if (!this.res.destroyed) this.res.end(last);
   }
 
   abort(): void {
@@ -37,15 +39,21 @@ export const NULL_SINK: BodySink = {
 };
 
 /**
+ * How a copy into the store ended: committed, or abandoned (with the reason when the body did not arrive
+ * whole, null when the store refused it). Collapsed waiters go on from there.
+ */
+export type Settled = (stored: boolean, cut: string | null) => void;
+
+/**
  * Copies the body into the store's writer on its way to `next`; `commit` runs once it ended whole, and
- * `settled` once the copy is committed or abandoned (collapsed waiters go then).
+ * `settled` once the copy is committed or abandoned.
  */
 export class TeeSink implements BodySink {
   constructor(
     private readonly writer: BodyWriter,
     private readonly next: BodySink,
-    private readonly commit: () => Promise<unknown>,
-    private readonly settled: () => void,
+    private readonly commit: () => Promise<boolean>,
+    private readonly settled: Settled,
   ) {}
 
   write(chunk: Buffer, resume: () => void): boolean {
@@ -56,14 +64,17 @@ export class TeeSink implements BodySink {
   end(last?: Buffer): void {
     if (last) this.writer.write(last);
     this.next.end(last);
-    void this.commit().finally(this.settled);
+    this.commit().then(
+      (stored) => this.settled(stored, null),
+      () => this.settled(false, null),
+    );
   }
 
   abort(reason: string): void {
     // An incomplete body is never stored.
     this.writer.fail(reason);
     this.next.abort(reason);
-    this.settled();
+    this.settled(false, reason);
   }
 
   onGone(gone: () => void): void {

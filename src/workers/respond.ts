@@ -38,7 +38,8 @@ export class Respond {
     if (cs !== null) {
       fields.push(
         'Cache-Status',
-        formatCacheStatus(CACHE_NAME, cs),
+        // A request answered after waiting for another's fetch says so, whatever it was then (RFC 9211 §2.5).
+        formatCacheStatus(CACHE_NAME, txn.collapsed && !cs.collapsed ? { ...cs, collapsed: true } : cs),
         'X-Cache',
         `${cs.hit ? 'HIT' : 'MISS'} from ${this.name}`,
       );

@@ -3,6 +3,8 @@
  * errors answered on the raw socket, CONNECT handed to the tunnel stage, and the drain on shutdown. Every
  * request then runs through the pipeline (pipeline.ts).
  */
+
+import nodeCluster from 'node:cluster';
 import { createServer, type IncomingMessage, Server, type ServerResponse } from 'node:http';
 import {
   createServer as createHttp2Server,
@@ -35,6 +37,7 @@ import { Tunnels } from '../tunnel/tunnel.js';
 import { Upstream } from '../upstream/upstream.js';
 import { isClosing } from './closing.js';
 import { ClusterStatsClient, type PageReply } from './cluster-stats.js';
+import { ClusterFillClient } from './fill-client.js';
 import { Finish } from './finish.js';
 import { adaptH2, guardSession, sessionIdle } from './h2.js';
 import { createPipeline, upstreamRequestBuilder } from './pipeline.js';
@@ -124,7 +127,12 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
   const cache: CacheContext = {
     stores,
     upstream,
-    collapse: new Collapse(config.hitForMiss),
+    collapse: new Collapse(
+      config.hitForMiss,
+      // In a cluster the primary knows who fetches what in every worker; alone (tests), this worker is all.
+      nodeCluster.isWorker ? new ClusterFillClient() : null,
+      (bodyId, n) => stores.store.readChunk(bodyId, n),
+    ),
     rules: freshness,
     respond,
     log,

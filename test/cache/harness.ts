@@ -15,18 +15,26 @@ import {
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void;
 
-export function cacheHarness() {
+/**
+ * An origin whose paths each get their own handler, counting the requests per path and how many were in
+ * flight at once; started and stopped around the test file.
+ */
+export function routedOrigin(prefix = '/r') {
   const routes = new Map<string, Handler>();
   const counts = new Map<string, number>();
+  const inFlight = new Map<string, number>();
+  const most = new Map<string, number>();
   let origin: Origin;
-  let cuttle: Cuttle;
   let seq = 0;
-
   before(async () => {
     origin = await startOrigin((req, res) => {
       const path = (req.url ?? '').split('?')[0];
       const n = (counts.get(path) ?? 0) + 1;
       counts.set(path, n);
+      const now = (inFlight.get(path) ?? 0) + 1;
+      inFlight.set(path, now);
+      most.set(path, Math.max(most.get(path) ?? 0, now));
+      res.on('close', () => inFlight.set(path, (inFlight.get(path) ?? 1) - 1));
       const h = routes.get(path);
       if (h) h(req, res, n);
       else {
@@ -34,26 +42,48 @@ export function cacheHarness() {
         res.end();
       }
     });
+  });
+  after(() => origin.close());
+  return {
+    origin: () => origin,
+    /** A fresh path on the origin with its own handler; returns the absolute URL. */
+    route(handler: Handler): string {
+      const path = `${prefix}${++seq}`;
+      routes.set(path, handler);
+      return `${origin.url}${path}`;
+    },
+    /** Replaces the handler of a URL made by `route`. */
+    reroute(url: string, handler: Handler): void {
+      routes.set(new URL(url).pathname, handler);
+    },
+    handler: (url: string) => routes.get(new URL(url).pathname) as Handler,
+    /** How many requests for the URL's path reached the origin. */
+    hits: (url: string) => counts.get(new URL(url).pathname) ?? 0,
+    /** The most requests for the URL's path the origin had in flight at once (`reset` starts afresh). */
+    most: (url: string, reset = false) => {
+      const path = new URL(url).pathname;
+      const m = most.get(path) ?? 0;
+      if (reset) most.set(path, 0);
+      return m;
+    },
+  };
+}
+
+export function cacheHarness() {
+  const o = routedOrigin();
+  let cuttle: Cuttle;
+  before(async () => {
     cuttle = await startCuttle({ workers: 2, config: { visibleHostname: 'edge1' } });
   });
   after(async () => {
     await cuttle.stop();
-    await origin.close();
   });
 
   const get = (url: string, headers: Record<string, string> = {}, method = 'GET') =>
     viaProxy(cuttle.port, url, { headers, method, agent: false });
   return {
-    origin: () => origin,
+    ...o,
     cuttle: () => cuttle,
-    /** A fresh path on the origin with its own handler; returns the absolute URL. */
-    route(handler: Handler): string {
-      const path = `/r${++seq}`;
-      routes.set(path, handler);
-      return `${origin.url}${path}`;
-    },
-    /** How many requests for the URL's path reached the origin. */
-    hits: (url: string) => counts.get(new URL(url).pathname) ?? 0,
     get,
     reply:
       (headers: Record<string, string>, body = 'body') =>

@@ -12,6 +12,10 @@ export class LmdbBodyWriter implements BodyWriter {
   chunks = 0;
   inline: Buffer | null = null;
   failed: string | null = null;
+  onChunk: ((n: number) => void) | null = null;
+  /** Chunks committed, in order (a later chunk's commit is announced only after the ones before it). */
+  private announced = 0;
+  private committed = new Set<number>();
   private pending: Buffer[] = [];
   private pendingLen = 0;
   private puts: Promise<boolean>[] = [];
@@ -41,10 +45,17 @@ export class LmdbBodyWriter implements BodyWriter {
     const rest = all.subarray(buf.length);
     this.pending = rest.length > 0 ? [rest] : [];
     this.pendingLen = rest.length;
-    const put = this.env.bodies.put([this.id, this.chunks++], buf);
+    const n = this.chunks++;
+    const put = this.env.bodies.put([this.id, n], buf);
     // Handled here at once (finish() reports it), so a failed write is never an unhandled rejection.
-    put.catch(silenceCommitError);
+    put.then(() => this.committedChunk(n), silenceCommitError);
     this.puts.push(put);
+  }
+
+  private committedChunk(n: number): void {
+    if (this.failed || this.onChunk === null) return;
+    this.committed.add(n);
+    while (this.committed.delete(this.announced)) this.onChunk(this.announced++);
   }
 
   fail(reason: string): void {

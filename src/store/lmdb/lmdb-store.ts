@@ -120,6 +120,15 @@ export class LmdbStore implements CacheStore {
     pump();
   }
 
+  /** A chunk another worker has just committed may postdate this worker's read snapshot: renew it once. */
+  readChunk(bodyId: string, n: number): Buffer | undefined {
+    const key: [string, number] = [bodyId, n];
+    const chunk = this.env.bodies.get(key);
+    if (chunk !== undefined) return chunk;
+    this.env.root.resetReadTxn();
+    return this.env.bodies.get(key);
+  }
+
   writer(maxSize: number): BodyWriter {
     return new LmdbBodyWriter(this.env, maxSize, this.writeFailed);
   }
