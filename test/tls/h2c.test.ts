@@ -82,4 +82,21 @@ describe('h2c (--h2c-port)', () => {
     }
     assert.equal(origin.seen.length, 2);
   });
+
+  it('applies the access rules to HTTP/2 requests as to HTTP/1.1 ones', async () => {
+    const denied = await startCuttle({
+      workers: 1,
+      args: ['--origin', origin.url, '--port', '0', '--h2c-port', '0', '--allow', '10.0.0.0/8'],
+    });
+    const s = connect(`http://127.0.0.1:${denied.h2cPort}`);
+    try {
+      const r = await h2Request(s, '/secret', { ':authority': 'site.test' });
+      assert.equal(r.status, 403);
+      assert.match(String(r.headers['x-squid-error']), /^ERR_ACCESS_DENIED/);
+      assert.equal(r.headers.connection, undefined);
+    } finally {
+      s.close();
+      await denied.stop();
+    }
+  });
 });
