@@ -34,6 +34,8 @@ export interface LoadOptions {
   duration: number;
   tool: 'autocannon' | 'wrk';
   scratchDir: string;
+  /** Over TLS (wrk only; the certificate is not verified). */
+  https?: boolean;
   /** Called about four times a second with the seconds elapsed and the requests done so far (if known). */
   progress?: (elapsed: number, requests: number | null) => void;
 }
@@ -137,7 +139,14 @@ end
   const r = await new Promise<{ stdout: string }>((resolve, reject) => {
     const p = spawn(
       'wrk',
-      ['-t1', `-c${opts.connections}`, `-d${opts.duration}s`, '-s', script, `http://127.0.0.1:${opts.port}/`],
+      [
+        '-t1',
+        `-c${opts.connections}`,
+        `-d${opts.duration}s`,
+        '-s',
+        script,
+        `${opts.https ? 'https' : 'http'}://127.0.0.1:${opts.port}/`,
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let stdout = '';

@@ -28,6 +28,7 @@ import {
   startCuttleSystem,
   startPeer,
 } from './systems.js';
+import { handshakeRate, loadH2, probeTls, startCuttleTls, startNginxTls } from './tls.js';
 
 export interface Run extends Figures {
   system: string;
@@ -67,7 +68,10 @@ const USAGE = `npm run bench -- [options]
   --baseline-args "ARGS"  extra cuttle flags for the baseline (with --baseline . the cost of an option,
                           e.g. --baseline . --baseline-args "--metrics off")
   --scenarios LIST        a subset of: ${'hit-1k,hit-16k,hit-256k,hit-1m,miss-1k,revalidate-1k,connect,coalesce,herd,purge'}
-  --install-peers         apt-get install squid nginx varnish wrk first
+  --tls                   the HTTPS edge instead: hit-1k and hit-16k over HTTPS/1.1 (wrk), and the full
+                          handshake rate, cuttle (--https-port) vs nginx (listen … ssl http2, same cert)
+  --h2                    the HTTPS edge over HTTP/2 (h2load, from nghttp2-client); with --tls, both
+  --install-peers         apt-get install squid nginx varnish wrk nghttp2-client first
 `;
 
 const { values } = parseArgs({
@@ -81,6 +85,8 @@ const { values } = parseArgs({
     compare: { type: 'string' },
     scenarios: { type: 'string' },
     'install-peers': { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
+    h2: { type: 'boolean', default: false },
     baseline: { type: 'string' },
     'baseline-args': { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -122,6 +128,15 @@ if (values['install-peers']) {
 }
 if (tool === 'wrk' && spawnSync('wrk', ['--version']).error)
   fail('--tool wrk: wrk is not installed (apt-get install wrk, or --install-peers)');
+const overTls = Boolean(values.tls);
+const overH2 = Boolean(values.h2);
+if (overTls && spawnSync('wrk', ['--version']).error)
+  fail('--tls: wrk is not installed (apt-get install wrk, or --install-peers)');
+if (overH2 && spawnSync('h2load', ['--version']).error)
+  fail('--h2: h2load is not installed (apt-get install nghttp2-client, or --install-peers)');
+/** The load generators the figures come from, as the report names them. */
+const tools =
+  overTls || overH2 ? [overTls ? 'wrk' : '', overH2 ? 'h2load' : ''].filter(Boolean).join('+') : tool;
 
 const peerVersions = Object.fromEntries(PEERS.map((p) => [p, peerVersion(p)])) as Record<Peer, string | null>;
 const peers: Peer[] = (() => {
@@ -449,6 +464,109 @@ const breaks = (what: string) => {
   broken = true;
 };
 try {
+  if (overTls || overH2) await edgeOverTls();
+  else await proxies();
+} catch (e) {
+  breaks((e as Error).message);
+} finally {
+  for (const s of systems) await s.stop().catch(() => {});
+  origin.stop();
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+/** `--tls` / `--h2`: cuttle's HTTPS edge beside nginx's, hits and handshakes. */
+async function edgeOverTls(): Promise<void> {
+  systems.push(await startCuttleTls(workers, origin));
+  if (peers.includes('nginx')) systems.push(await startNginxTls(scratch, origin, workers));
+  log(
+    `${systems.map((s) => `${s.name} ${s.version}`).join(', ')} (${workers} workers each) · HTTPS edge${overTls ? ' · HTTP/1.1 with wrk' : ''}${overH2 ? ' · HTTP/2 with h2load' : ''}, ${connections} connections, ${duration} s per run, ${rounds} round${rounds > 1 ? 's' : ''}`,
+  );
+  const sizes = ['1k', '16k'];
+  for (let round = 1; round <= rounds; round++) {
+    for (const sys of systems) {
+      for (const size of sizes) {
+        const path = `/hit/${size}`;
+        const bytes = parseSize(size);
+        if (!warmed.has(`${sys.name} ${path}`)) {
+          await probeTls(sys.port, path);
+          await new Promise((r) => setTimeout(r, 300));
+          const r = await probeTls(sys.port, path);
+          if (!rightBody(r.body, bytes)) breaks(`${sys.name} ${path}: wrong body after warming`);
+          if (!sys.isHit(r.headers)) breaks(`${sys.name} ${path}: not a hit after warming`);
+          warmed.add(`${sys.name} ${path}`);
+          // One unmeasured second first, as for the proxies: V8 compiles the hot path during it.
+          if (overTls)
+            await load({
+              port: sys.port,
+              target: path,
+              bytes,
+              connections,
+              duration: 1,
+              tool: 'wrk',
+              scratchDir: scratch,
+              https: true,
+            });
+          if (overH2) await loadH2(sys.port, path, bytes, connections, 1);
+        }
+        if (overTls)
+          await measured(sys, `tls-hit-${size}`, round, () =>
+            load({
+              port: sys.port,
+              target: path,
+              bytes,
+              connections,
+              duration,
+              tool: 'wrk',
+              scratchDir: scratch,
+              https: true,
+            }),
+          );
+        if (overH2)
+          await measured(sys, `h2-hit-${size}`, round, () =>
+            loadH2(sys.port, path, bytes, connections, duration),
+          );
+        const after = await probeTls(sys.port, path);
+        if (!rightBody(after.body, bytes)) breaks(`${sys.name} ${path}: wrong body after the run`);
+      }
+      await measured(sys, 'handshake', round, () => handshakeRate(sys.port, 8, duration));
+    }
+  }
+}
+
+/** One measured run: CPU and memory over the server's process tree around `run`. */
+async function measured(
+  sys: System,
+  scenario: string,
+  round: number,
+  run: () => Promise<Figures>,
+): Promise<Figures> {
+  let peak = treeRss(sys.pid);
+  let peakAnon = treeAnon(sys.pid);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, treeRss(sys.pid));
+    peakAnon = Math.max(peakAnon, treeAnon(sys.pid));
+  }, 200);
+  const cpuBefore = treeCpu(sys.pid);
+  const startedAt = Date.now();
+  const f = await run().finally(() => clearInterval(sampler));
+  const cpu = treeCpu(sys.pid) - cpuBefore;
+  const served = f.requestsPerSec * ((Date.now() - startedAt) / 1000);
+  const r: Run = {
+    system: sys.name,
+    scenario,
+    round,
+    ...f,
+    peakRssMb: Math.round(peak / 1e6),
+    peakAnonMb: Math.round(peakAnon / 1e6),
+    cpuUsPerReq: served > 0 ? (cpu * 1e6) / served : 0,
+  };
+  runs.push(r);
+  log(row(r));
+  return f;
+}
+
+/** The proxies' bench: cuttle, the baseline and the peers, every scenario, alternating rounds. */
+async function proxies(): Promise<void> {
   for (const n of workerCounts) {
     const sys = await startCuttleSystem(n, origin);
     if (workerCounts.length > 1) sys.name = `cuttle-w${n}`;
@@ -471,12 +589,6 @@ try {
       }
     }
   }
-} catch (e) {
-  breaks((e as Error).message);
-} finally {
-  for (const s of systems) await s.stop().catch(() => {});
-  origin.stop();
-  rmSync(scratch, { recursive: true, force: true });
 }
 
 async function runScenarios(sys: System, round: number): Promise<void> {
@@ -501,14 +613,6 @@ async function runScenarios(sys: System, round: number): Promise<void> {
         scratchDir: scratch,
       });
     }
-    let peak = treeRss(sys.pid);
-    let peakAnon = treeAnon(sys.pid);
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, treeRss(sys.pid));
-      peakAnon = Math.max(peakAnon, treeAnon(sys.pid));
-    }, 200);
-    const cpuBefore = treeCpu(sys.pid);
-    const startedAt = Date.now();
     const opts = {
       port: sys.port,
       target,
@@ -519,30 +623,15 @@ async function runScenarios(sys: System, round: number): Promise<void> {
       scratchDir: scratch,
       progress: progressBar(sys.name, s.name, round),
     };
-    const f =
-      s.name === 'connect'
-        ? await tunnelLoad({ ...opts, tlsPort: origin.https, path: s.path })
-        : await load(opts);
-    clearInterval(sampler);
-    const cpu = treeCpu(sys.pid) - cpuBefore;
-    const served = f.requestsPerSec * ((Date.now() - startedAt) / 1000);
+    const f = await measured(sys, s.name, round, () =>
+      s.name === 'connect' ? tunnelLoad({ ...opts, tlsPort: origin.https, path: s.path }) : load(opts),
+    );
     if (s.name !== 'connect') {
       const after = await probe(sys.port, target);
       if (!rightBody(after.body, s.bytes)) breaks(`${sys.name} ${s.name}: wrong body after the run`);
     }
     if (f.mismatches > 0) breaks(`${sys.name} ${s.name}: ${f.mismatches} responses with wrong bytes`);
     if (s.name === 'connect' && f.errors > 0) breaks(`${sys.name} connect: ${f.note}`);
-    const r: Run = {
-      system: sys.name,
-      scenario: s.name,
-      round,
-      ...f,
-      peakRssMb: Math.round(peak / 1e6),
-      peakAnonMb: Math.round(peakAnon / 1e6),
-      cpuUsPerReq: served > 0 ? (cpu * 1e6) / served : 0,
-    };
-    runs.push(r);
-    log(row(r));
   }
   // The reference answers without an origin: nothing to coalesce.
   if (withCoalesce && sys.name !== 'node') {
@@ -566,7 +655,7 @@ const meds = medians(runs);
 const names = systems.map((s) => s.name);
 if (runs.length > 0) {
   log('');
-  log(`medians over ${rounds} round${rounds > 1 ? 's' : ''} (${tool}):`);
+  log(`medians over ${rounds} round${rounds > 1 ? 's' : ''} (${tools}):`);
   for (const l of compareTable(meds, names)) log(l);
 }
 
@@ -585,7 +674,7 @@ writeFileSync(
     {
       version: VERSION,
       quick,
-      tool,
+      tool: tools,
       connections,
       duration,
       rounds,
@@ -604,7 +693,7 @@ writeFileSync(
   chartSvg(
     meds,
     names,
-    `cuttle ${VERSION} vs ${names.slice(1).join(', ') || 'itself'} · ${tool} -c${connections} · ${machine.cores} cores · Node ${machine.node}`,
+    `cuttle ${VERSION} vs ${names.slice(1).join(', ') || 'itself'} · ${tools} -c${connections} · ${machine.cores} cores · Node ${machine.node}`,
   ),
 );
 log(`results: ${json} (and .svg)`);

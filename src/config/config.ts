@@ -29,13 +29,38 @@ export interface Timeouts {
   shutdown: number;
 }
 
+/** One certificate of the HTTPS listener: PEM files, and the server names (SNI) it answers for. */
+export interface TlsCertificate {
+  cert: string;
+  key: string;
+  /**
+   * Names (`www.example.com`, `*.example.com`) this certificate is chosen for; when absent, the DNS names of
+   * its subjectAltName. The first certificate without servernames (or else the first) is the default.
+   */
+  servernames?: string[];
+}
+
 export interface Config {
+  /** The plain HTTP listener; with an HTTPS port, 0 means none (HTTPS alone). */
   port: number;
   host: string;
   workers: number;
   cacheDir: string;
   /** Reverse-proxy (edge) mode when set: every origin-form request goes here. */
   origin: string | null;
+  /** CA certificates (PEM file) an https origin's certificate is verified against, instead of Node's. */
+  originCa: string | null;
+  /** Accept any certificate from an https origin (tests only; a warning at start). */
+  originInsecure: boolean;
+  /** TLS termination (reverse mode): the HTTPS listener, HTTP/1.1 and HTTP/2 on one port; null for none. */
+  httpsPort: number | null;
+  tls: { certificates: TlsCertificate[] };
+  /** Reverse mode: cleartext HTTP/2 with prior knowledge (h2c) on this port; null for none. */
+  h2cPort: number | null;
+  /** HTTP/2: concurrent streams a client may open on one connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  h2MaxStreams: number;
+  /** HTTP/2: streams a client may reset per second before its connection gets GOAWAY (rapid reset). */
+  h2MaxResets: number;
   configFile: string | null;
   logLevel: string;
   /** Operational log on stderr: pino JSON lines, or pino-pretty for a terminal; null until the CLI resolves it. */
@@ -109,6 +134,11 @@ export interface Config {
   managerPasswords: Record<string, string>;
 }
 
+/** Whether the plain HTTP listener runs: always when it is the only one; beside others, unless port is 0. */
+export function plainListener(c: Pick<Config, 'port' | 'httpsPort' | 'h2cPort'>): boolean {
+  return (c.httpsPort === null && c.h2cPort === null) || c.port !== 0;
+}
+
 /** Settings derived from others, never given directly. */
 const DERIVED = new Set(['configFile', 'via', 'forwardedFor', 'accelSite', 'accelVhost', 'managerPasswords']);
 
@@ -123,6 +153,13 @@ export const DEFAULTS: Config = {
   workers: availableParallelism(),
   cacheDir: './.cuttle-cache',
   origin: null,
+  originCa: null,
+  originInsecure: false,
+  httpsPort: null,
+  tls: { certificates: [] },
+  h2cPort: null,
+  h2MaxStreams: 100,
+  h2MaxResets: 200,
   configFile: null,
   logLevel: 'info',
   logFormat: null,
@@ -200,6 +237,32 @@ export const FLAGS = {
   origin: {
     type: 'string',
     help: 'reverse-proxy (edge) mode: send origin-form requests to this http(s) URL',
+  },
+  'origin-ca': {
+    type: 'string',
+    help: "PEM file of the CA certificates an https origin is verified against (default: Node's CA list)",
+  },
+  'origin-insecure': {
+    type: 'boolean',
+    help: 'do not verify an https origin certificate (for tests only; logs a warning)',
+  },
+  'https-port': {
+    type: 'string',
+    help: 'reverse mode: also listen for HTTPS (HTTP/1.1 and HTTP/2) on this port; with --port 0, HTTPS alone',
+  },
+  'tls-cert': { type: 'string', help: 'PEM certificate (chain) for --https-port; the default certificate' },
+  'tls-key': { type: 'string', help: 'PEM private key of --tls-cert' },
+  'h2c-port': {
+    type: 'string',
+    help: 'reverse mode: also listen for cleartext HTTP/2 with prior knowledge (h2c) on this port',
+  },
+  'h2-max-streams': {
+    type: 'string',
+    help: 'HTTP/2: concurrent streams per client connection (default 100)',
+  },
+  'h2-max-resets': {
+    type: 'string',
+    help: 'HTTP/2: stream resets per second a client may send before its connection is closed (default 200)',
   },
   config: { type: 'string', short: 'c', help: 'JSON config file (flags override it)' },
   'squid-conf': {
@@ -281,6 +344,12 @@ export function loadConfig(argv: string[]): CliRequest {
     setCookie: values['set-cookie'],
     keepTagHeaders: values['keep-tag-headers'],
     origin: values.origin,
+    originCa: values['origin-ca'],
+    originInsecure: values['origin-insecure'],
+    httpsPort: values['https-port'],
+    h2cPort: values['h2c-port'],
+    h2MaxStreams: values['h2-max-streams'],
+    h2MaxResets: values['h2-max-resets'],
     logLevel: values['log-level'],
     logFormat: values['log-format'],
     metrics:
@@ -297,12 +366,33 @@ export function loadConfig(argv: string[]): CliRequest {
   };
   const merged: Record<string, unknown> = { ...fromSquid, ...fromFile };
   for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) merged[k] = v;
+  const flagCert = flagCertificate(
+    values['tls-cert'] as string | undefined,
+    values['tls-key'] as string | undefined,
+  );
+  if (flagCert) merged.tls = withDefaultCertificate(merged.tls, flagCert);
   const config = validate(
     merged,
     configFile ? `config ${configFile}` : squidConf ? `squid.conf ${squidConf}` : 'flag',
   );
   config.configFile = configFile ? resolve(configFile) : null;
   return { help: false, version: false, command: (command ?? null) as CliRequest['command'], config };
+}
+
+/** --tls-cert and --tls-key come as a pair. */
+function flagCertificate(cert: string | undefined, key: string | undefined): TlsCertificate | null {
+  if (cert === undefined && key === undefined) return null;
+  if (cert === undefined || key === undefined)
+    throw new ConfigError('flag: --tls-cert and --tls-key go together');
+  return { cert, key };
+}
+
+/** The flags' certificate becomes the default, ahead of those of the config file (and squid.conf). */
+function withDefaultCertificate(tls: unknown, cert: TlsCertificate): unknown {
+  if (tls === undefined || tls === null) return { certificates: [cert] };
+  if (typeof tls !== 'object' || Array.isArray(tls)) return tls; // validate() names the fault
+  const list = (tls as { certificates?: unknown }).certificates;
+  return { ...tls, certificates: [cert, ...(Array.isArray(list) ? list : [])] };
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
@@ -361,6 +451,24 @@ function validate(input: Record<string, unknown>, where: string): Config {
   }
   c.cacheDir = resolve(c.cacheDir);
   if (v.origin !== undefined && v.origin !== null) c.origin = validOrigin(where, v.origin);
+  if (v.originCa !== undefined && v.originCa !== null) {
+    if (typeof v.originCa !== 'string' || !v.originCa) fail(where, 'originCa', 'expected a PEM file');
+    c.originCa = resolve(v.originCa);
+  }
+  if (v.originInsecure !== undefined) {
+    if (typeof v.originInsecure !== 'boolean') fail(where, 'originInsecure', 'expected true or false');
+    c.originInsecure = v.originInsecure;
+  }
+  if ((c.originCa !== null || c.originInsecure) && (c.origin === null || !c.origin.startsWith('https:')))
+    fail(where, c.originCa !== null ? 'originCa' : 'originInsecure', 'applies to an https:// origin only');
+  if (v.httpsPort !== undefined && v.httpsPort !== null)
+    c.httpsPort = integer(where, 'httpsPort', v.httpsPort, 0, 65535);
+  if (v.tls !== undefined && v.tls !== null) c.tls = validTls(where, v.tls);
+  if (v.h2cPort !== undefined && v.h2cPort !== null)
+    c.h2cPort = integer(where, 'h2cPort', v.h2cPort, 0, 65535);
+  if (v.h2MaxStreams !== undefined)
+    c.h2MaxStreams = integer(where, 'h2MaxStreams', v.h2MaxStreams, 1, 10_000);
+  if (v.h2MaxResets !== undefined) c.h2MaxResets = integer(where, 'h2MaxResets', v.h2MaxResets, 1, 1_000_000);
   if (v.logLevel !== undefined) {
     if (typeof v.logLevel !== 'string' || !LOG_LEVELS.includes(v.logLevel)) {
       fail(where, 'logLevel', `expected one of ${LOG_LEVELS.join(', ')}`);
@@ -467,6 +575,15 @@ function validate(input: Record<string, unknown>, where: string): Config {
   }
   if (v.logfileRotate !== undefined)
     c.logfileRotate = integer(where, 'logfileRotate', v.logfileRotate, 0, 1000);
+  if (c.httpsPort !== null) {
+    // TLS termination is the edge's: a forward proxy takes HTTPS through CONNECT and never holds its keys.
+    if (c.origin === null)
+      fail(where, 'httpsPort', 'needs an origin (--origin): HTTPS is terminated in reverse mode');
+    if (c.tls.certificates.length === 0)
+      fail(where, 'httpsPort', 'needs a certificate: --tls-cert FILE --tls-key FILE, or tls.certificates');
+    if (c.port === c.httpsPort && c.port !== 0) fail(where, 'httpsPort', 'must differ from port');
+  } else if (c.tls.certificates.length > 0)
+    fail(where, 'tls', 'certificates need an HTTPS port (--https-port)');
   if (v.timeouts !== undefined) {
     if (!v.timeouts || typeof v.timeouts !== 'object') fail(where, 'timeouts', 'expected an object');
     for (const [k, t] of Object.entries(v.timeouts as Record<string, unknown>)) {
@@ -475,6 +592,35 @@ function validate(input: Record<string, unknown>, where: string): Config {
     }
   }
   return c;
+}
+
+function validTls(where: string, v: unknown): Config['tls'] {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(where, 'tls', 'expected an object');
+  for (const k of Object.keys(v)) if (k !== 'certificates') fail(where, `tls.${k}`, 'unknown setting');
+  const list = (v as { certificates?: unknown }).certificates ?? [];
+  if (!Array.isArray(list)) fail(where, 'tls.certificates', 'expected a list of {cert, key, servernames?}');
+  const certificates = list.map((e, i): TlsCertificate => {
+    const at = `tls.certificates[${i}]`;
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) fail(where, at, 'expected {cert, key}');
+    const o = e as Record<string, unknown>;
+    for (const k of Object.keys(o))
+      if (!['cert', 'key', 'servernames'].includes(k)) fail(where, `${at}.${k}`, 'unknown setting');
+    if (typeof o.cert !== 'string' || !o.cert) fail(where, `${at}.cert`, 'expected a PEM file');
+    if (typeof o.key !== 'string' || !o.key) fail(where, `${at}.key`, 'expected a PEM file');
+    const out: TlsCertificate = { cert: resolve(o.cert), key: resolve(o.key) };
+    if (o.servernames !== undefined) {
+      if (!Array.isArray(o.servernames) || o.servernames.length === 0)
+        fail(where, `${at}.servernames`, 'expected a list of host names');
+      out.servernames = o.servernames.map((n) => {
+        const name = String(n).trim().toLowerCase();
+        if (!/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name))
+          fail(where, `${at}.servernames`, `"${n}" is not a host name or *.domain`);
+        return name;
+      });
+    }
+    return out;
+  });
+  return { certificates };
 }
 
 function validOrigin(where: string, v: unknown): string {
@@ -495,14 +641,16 @@ export function helpText(): string {
   const lines = [
     'Usage: cuttle [options]',
     '',
-    'A caching HTTP/1.1 proxy: forward proxy by default, edge cache with --origin.',
+    'A caching HTTP proxy: forward proxy by default, edge cache with --origin (HTTPS and HTTP/2 with --https-port).',
     '',
     'Options:',
   ];
   for (const [name, f] of Object.entries(FLAGS)) {
     const short = 'short' in f ? `-${f.short}, ` : '    ';
     const arg =
-      f.type === 'string' ? ` ${name === 'config' || name === 'squid-conf' ? 'FILE' : 'VALUE'}` : '';
+      f.type === 'string'
+        ? ` ${['config', 'squid-conf', 'tls-cert', 'tls-key', 'origin-ca'].includes(name) ? 'FILE' : 'VALUE'}`
+        : '';
     lines.push(`  ${short}--${name}${arg}`.padEnd(30) + f.help);
   }
   lines.push('', 'Sizes accept k, m and g; durations ms, s, m and h. See README.md for the config file.');

@@ -2,13 +2,14 @@
  * `cuttle`: parses the configuration, then runs the primary process.
  */
 import cluster from 'node:cluster';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, helpText, loadConfig } from '../config/config.js';
 import { createLogger, defaultLogFormat } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { ignoredDirectives, parseReport } from '../squid/parse-report.js';
 import { prepareCacheEnv } from '../store/lmdb/layout.js';
+import { loadTlsMaterial, newTicketKeys, type TlsMaterial } from '../tls/certificates.js';
 import { rotateFiles } from './log-rotate.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { removePidFile, signalInstance, writePidFile } from './pid-file.js';
@@ -51,6 +52,24 @@ if (request.command === 'parse') {
   process.stdout.write(parseReport(config));
   process.exit(0);
 }
+// Made once: every worker, and every worker after a reload, resumes the sessions the others started.
+const ticketKeys = newTicketKeys();
+let tls: TlsMaterial | null = null;
+if (config.httpsPort !== null) {
+  try {
+    tls = loadTlsMaterial(config, ticketKeys);
+  } catch (err) {
+    die((err as Error).message, 2);
+  }
+}
+if (config.originCa) {
+  try {
+    if (!readFileSync(config.originCa, 'utf8').includes('-----BEGIN CERTIFICATE-----'))
+      die(`--origin-ca ${config.originCa}: no PEM certificate in it`, 2);
+  } catch (err) {
+    die(`cannot read the --origin-ca file ${config.originCa}: ${(err as NodeJS.ErrnoException).code}`, 2);
+  }
+}
 try {
   mkdirSync(config.cacheDir, { recursive: true });
 } catch (err) {
@@ -66,6 +85,11 @@ try {
 config.logFormat ??= defaultLogFormat();
 const log = createLogger(config.logLevel, { role: 'primary' }, config.logFormat);
 for (const i of ignoredDirectives(config)) log.warn(`ignored: ${i}`);
+if (config.originInsecure)
+  log.warn(
+    { origin: config.origin },
+    '--origin-insecure: the origin certificate is not verified; for tests only, never in production',
+  );
 cluster.schedulingPolicy = cluster.SCHED_RR;
 cluster.setupPrimary({ exec: fileURLToPath(new URL('../workers/worker.js', import.meta.url)), args: [] });
 
@@ -75,6 +99,8 @@ const supervisor = new Supervisor(config, log, (message) => {
   if (!started) die(message, 1);
   log.error(message);
 });
+
+if (tls) supervisor.setTls(tls);
 
 const sweeper = new Sweeper(config, log, (r) => supervisor.metrics?.swept(r));
 
@@ -99,7 +125,22 @@ process.on('SIGHUP', () => {
     return;
   }
   next.logFormat ??= current.logFormat;
-  log.info({ changed: changedSettings(current, next) }, 'reload: replacing workers one at a time');
+  const changed = changedSettings(current, next);
+  if (next.httpsPort !== null && current.httpsPort !== null) {
+    try {
+      tls = loadTlsMaterial(next, ticketKeys);
+      supervisor.setTls(tls);
+      log.info({ certificates: tls.certificates.length }, 'reload: certificates re-read');
+    } catch (err) {
+      log.error(
+        { err: (err as Error).message },
+        'reload: certificate not loaded; keeping the old certificates',
+      );
+    }
+    // Nothing else changed: the workers swapped certificates in place, and every connection stays open.
+    if (changed.length === 0) return;
+  }
+  log.info({ changed }, 'reload: replacing workers one at a time');
   current = next;
   sweeper.setConfig(next);
   void supervisor.reload(next);
@@ -146,11 +187,16 @@ if (config.pidFile) {
     );
   }
 }
-const addr = supervisor.address ?? { address: config.host, port: config.port };
+const addr = supervisor.address;
+const https = supervisor.httpsAddress;
+const h2c = supervisor.h2cAddress;
 const mode = config.origin ? `reverse proxy for ${config.origin}` : 'forward proxy';
-process.stdout.write(
-  `cuttle ${VERSION} listening on ${addr.address}:${addr.port} (${mode}, ${config.workers} workers)\n`,
-);
+const where = [
+  ...(addr ? [`${addr.address}:${addr.port}`] : []),
+  ...(https ? [`https://${https.address}:${https.port}`] : []),
+  ...(h2c ? [`h2c://${h2c.address}:${h2c.port}`] : []),
+].join(' and ');
+process.stdout.write(`cuttle ${VERSION} listening on ${where} (${mode}, ${config.workers} workers)\n`);
 
 /** The settings a reload changes, for its log line (the reload's "what changed"). */
 function changedSettings(before: typeof config, after: typeof config): string[] {

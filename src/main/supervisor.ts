@@ -5,8 +5,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../shared/logger.js';
-import type { PrimaryMessage, PrimaryPage, WorkerMessage } from '../shared/messages.js';
+import type { Listeners, PrimaryMessage, PrimaryPage, WorkerMessage } from '../shared/messages.js';
 import type { ClusterStats, WorkerStats } from '../stats/counters.js';
+import type { TlsMaterial } from '../tls/certificates.js';
 import { ClusterMetrics } from './cluster-metrics.js';
 import { DashboardHistory, type WorkerState } from './dashboard-stats.js';
 import { FillRegistry } from './fill-registry.js';
@@ -38,7 +39,12 @@ export class Supervisor {
   private readonly retiring = new Set<Worker>();
   private stopping = false;
   private reloading: Promise<void> | null = null;
+  /** The plain listener's address, and the HTTPS one's, once a worker listens (null when there is none). */
   address: { address: string; port: number } | null = null;
+  httpsAddress: { address: string; port: number } | null = null;
+  h2cAddress: { address: string; port: number } | null = null;
+  /** The HTTPS listener's certificates and ticket keys, sent to each worker as it starts. */
+  private tls: TlsMaterial | null = null;
   /** Workers that listen (serving or draining): the ones a scrape asks. */
   private readonly listening = new Set<Worker>();
   /** Per slot: workers that died unasked and were replaced. */
@@ -68,11 +74,20 @@ export class Supervisor {
     await Promise.all(Array.from({ length: this.config.workers }, (_, i) => this.spawn(i, 0)));
   }
 
+  /** New certificates: every live worker swaps them in place, and new workers start with them. */
+  setTls(material: TlsMaterial): void {
+    const first = this.tls === null;
+    this.tls = material;
+    if (!first) this.broadcast({ type: 'tls', material });
+  }
+
   private spawn(index: number, crashes: number): Promise<Worker> {
     const worker = cluster.fork({ CUTTLE_CONFIG: JSON.stringify(this.config) });
     const slot: Slot = { index, worker, startedAt: Date.now(), crashes, lastError: null };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'listen-error') this.onFatal(m.message);
+      else if (m.type === 'listening') onListening(m.listeners);
+      else if (m.type === 'tls-request' && this.tls) this.sendTo(worker, { type: 'tls', material: this.tls });
       else if (m.type === 'mgr-request') void this.collectStats(worker, m.id);
       else if (m.type === 'stats') this.pendingStats.get(m.id)?.push(m.stats);
       else if (m.type === 'metrics') this.metrics?.received(worker, m.id, m.report);
@@ -85,14 +100,18 @@ export class Supervisor {
     // A send to a worker whose channel just closed fails asynchronously, as an 'error' event that would
     // otherwise take the primary down; the worker's exit is handled by onExit.
     worker.on('error', (err) => this.log.debug({ worker: worker.id, err: err.message }, 'worker IPC error'));
+    let onListening: (l: Listeners) => void = () => {};
     return new Promise((resolve, reject) => {
-      worker.once('listening', (addr) => {
-        this.address ??= { address: addr.address ?? this.config.host, port: addr.port };
+      onListening = (l) => {
+        // Every worker listens on the same ports (cluster shares each listening socket): the first says where.
+        this.address ??= l.plain ?? null;
+        this.httpsAddress ??= l.https ?? null;
+        this.h2cAddress ??= l.h2c ?? null;
         this.slots.set(index, slot);
         this.listening.add(worker);
         this.log.info({ worker: worker.id, workerPid: worker.process.pid, slot: index }, 'worker listening');
         resolve(worker);
-      });
+      };
       worker.once('exit', () => reject(new Error(`worker ${worker.id} exited before listening`)));
     });
   }
@@ -205,6 +224,14 @@ export class Supervisor {
     }
   }
 
+  private sendTo(worker: Worker, m: PrimaryMessage): void {
+    try {
+      worker.send(m);
+    } catch {
+      // The worker is gone; its replacement asks again.
+    }
+  }
+
   /** Sends a message to every live worker. */
   broadcast(m: PrimaryMessage): void {
     for (const slot of this.slots.values()) {
@@ -236,9 +263,15 @@ export class Supervisor {
   reload(config: Config): Promise<void> {
     if (this.reloading) return this.reloading;
     const prev = this.config;
-    if (config.host !== prev.host || config.port !== prev.port) {
-      this.log.warn('host and port changes take effect on restart; keeping the current listener');
-      config = { ...config, host: prev.host, port: prev.port };
+    const { host, port, httpsPort, h2cPort } = prev;
+    if (
+      config.host !== host ||
+      config.port !== port ||
+      config.httpsPort !== httpsPort ||
+      config.h2cPort !== h2cPort
+    ) {
+      this.log.warn('host and port changes take effect on restart; keeping the current listeners');
+      config = { ...config, host, port, httpsPort, h2cPort };
     }
     this.config = config;
     this.metrics?.reloaded(Date.now());

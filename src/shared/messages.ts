@@ -2,6 +2,7 @@
 import type { Registry } from 'prom-client';
 import type { Claim, FillEvent } from '../cache/collapse.js';
 import type { ClusterStats, WorkerStats } from '../stats/counters.js';
+import type { TlsMaterial } from '../tls/certificates.js';
 
 /** One registry's metrics as prom-client's getMetricsAsJSON() gives them, the input of its aggregation. */
 export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
@@ -17,6 +18,8 @@ export type PrimaryPage = 'metrics' | 'stats.json';
 
 export type PrimaryMessage =
   | { type: 'shutdown'; deadlineMs: number }
+  /** Certificates and ticket keys for the HTTPS listener: before it listens, and again on SIGHUP. */
+  | { type: 'tls'; material: TlsMaterial }
   | { type: 'reopen-logs' }
   /** The cache manager wants every worker's counters. */
   | { type: 'stats-request'; id: number }
@@ -30,8 +33,19 @@ export type PrimaryMessage =
   | { type: 'fill-claim-reply'; id: number; claim: Claim }
   /** Collapsed forwarding: what the leader of a fill this worker waits for (or leads) published. */
   | { type: 'fill-event'; key: string; ev: FillEvent };
+/** Where a worker listens, by listener. */
+export interface Listeners {
+  plain?: { address: string; port: number };
+  https?: { address: string; port: number };
+  h2c?: { address: string; port: number };
+}
+
 export type WorkerMessage =
   | { type: 'listen-error'; message: string }
+  /** Every listener of the worker is up. */
+  | { type: 'listening'; listeners: Listeners }
+  /** The worker is ready for its certificates (a message sent before it listens for one would be lost). */
+  | { type: 'tls-request' }
   | { type: 'stats'; id: number; stats: WorkerStats }
   | { type: 'mgr-request'; id: number }
   /** The answer to metrics-request; id 0 is the last report of a worker about to exit. */

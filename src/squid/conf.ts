@@ -111,6 +111,8 @@ export interface SquidDerived {
   pidFile?: string;
   timeouts?: Record<string, number>;
   maxStale?: number;
+  httpsPort?: number;
+  tls?: { certificates: Array<{ cert: string; key: string }> };
   squid: SquidSettings;
 }
 
@@ -395,14 +397,16 @@ export function parseSquidConf(file: string): SquidDerived {
         else settings.ignored.push(`auth_param basic ${key} (${where(l)})`);
         break;
       }
-      case 'http_port': {
+      case 'http_port':
+      case 'https_port': {
         const [addr, ...opts] = a;
         const m = /^(?:(\[[^\]]+\]|[^:]+):)?(\d+)$/.exec(addr ?? '');
         if (!m) bad(l, `expected [address:]port, got "${addr ?? ''}"`);
-        d.port = Number(m?.[2]);
+        const port = Number(m?.[2]);
+        if (port > 65535) bad(l, `port ${port} is out of range`);
         // Without an address Squid listens on every interface; http_access decides who is served.
-        d.host = m?.[1] ? m[1].replace(/^\[|\]$/g, '') : '0.0.0.0';
-        if (d.port > 65535) bad(l, `port ${d.port} is out of range`);
+        const host = m?.[1] ? m[1].replace(/^\[|\]$/g, '') : '0.0.0.0';
+        const tls: { cert?: string; key?: string } = {};
         for (const o of opts) {
           if (o === 'accel') accel ??= {};
           else if (o.startsWith('defaultsite=')) {
@@ -411,8 +415,24 @@ export function parseSquidConf(file: string): SquidDerived {
           } else if (o === 'vhost' || o === 'no-vhost') {
             accel ??= {};
             accel.noVhost = o === 'no-vhost';
-          } else settings.ignored.push(`http_port option ${o} (${where(l)})`);
+          } else if (l.name === 'https_port' && (o.startsWith('cert=') || o.startsWith('tls-cert='))) {
+            tls.cert = resolve(dirname(path), o.slice(o.indexOf('=') + 1));
+          } else if (l.name === 'https_port' && (o.startsWith('key=') || o.startsWith('tls-key='))) {
+            tls.key = resolve(dirname(path), o.slice(o.indexOf('=') + 1));
+          } else settings.ignored.push(`${l.name} option ${o} (${where(l)})`);
         }
+        if (l.name === 'http_port') {
+          d.port = port;
+          d.host = host;
+          break;
+        }
+        // cuttle listens on one address: an https_port's applies when no http_port names one.
+        d.host ??= host;
+        // https_port: TLS termination for accel mode, as cuttle does it (the SSL-bump forms are not).
+        if (!opts.includes('accel')) bad(l, 'only accel mode is supported (cuttle does not intercept TLS)');
+        if (!tls.cert) bad(l, 'needs cert=FILE (and key=FILE when the key is not in it)');
+        d.httpsPort = port;
+        d.tls = { certificates: [{ cert: tls.cert as string, key: tls.key ?? (tls.cert as string) }] };
         break;
       }
       case 'cache_peer': {
@@ -516,6 +536,8 @@ export function parseSquidConf(file: string): SquidDerived {
       throw new ConfigError(`${path}: http_port accel needs cache_peer ... originserver or defaultsite=`);
     d.origin = origin;
   }
+  // https_port alone: HTTPS is the only listener (a plain port of 0 means none, config.ts plainListener).
+  if (d.httpsPort !== undefined && d.port === undefined) d.port = 0;
   if (Object.keys(timeouts).length) d.timeouts = timeouts;
   if (d.cacheSize === undefined && cacheMem !== undefined) d.cacheSize = cacheMem;
   if (settings.auth && !settings.auth.passwdFile)

@@ -8,7 +8,7 @@ export function parseReport(config: Config): string {
   const sq = config.squid;
   const mode = config.origin ? `reverse proxy for ${config.origin}` : 'forward proxy';
   const lines = [
-    `${sq?.file}: OK. ${mode} on ${config.host}:${config.port}, ${config.workers} workers, cache ${config.cacheDir} ` +
+    `${sq?.file}: OK. ${mode} on ${config.host}:${config.port}${config.httpsPort === null ? '' : ` (HTTPS on ${config.httpsPort})`}, ${config.workers} workers, cache ${config.cacheDir} ` +
       `(${Math.round(config.cacheSize / 1024 ** 2)} MB), ${sq?.acls.length} ACLs, ${sq?.httpAccess.length} http_access lines`,
     ...ignoredDirectives(config).map((i) => `ignored: ${i}`),
   ];

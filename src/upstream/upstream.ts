@@ -4,6 +4,7 @@
  * client, a tee into the store, or nothing for a background revalidation), so this module never sees a
  * ServerResponse and never decides anything about caching.
  */
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { Config } from '../config/config.js';
@@ -61,7 +62,12 @@ export class Upstream {
     private readonly timings: UpstreamTimings | null = null,
   ) {
     const t = config.timeouts;
-    const connector = buildConnector({ timeout: t.connect });
+    // An https origin's certificate is verified (Node's CA list, or --origin-ca's), unless --origin-insecure.
+    const connector = buildConnector({
+      timeout: t.connect,
+      ...(config.originCa ? { ca: readFileSync(config.originCa, 'utf8') } : {}),
+      ...(config.originInsecure ? { rejectUnauthorized: false } : {}),
+    });
     const health = new OriginHealth(log);
     this.agent = new Agent({
       // undici's own connector, timed, and watched for origins that stop accepting connections.

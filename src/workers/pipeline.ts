@@ -26,6 +26,7 @@ import { PRODUCT } from '../shared/version.js';
 import type { UpstreamRequest } from '../upstream/upstream.js';
 import { isClosing, markClosing } from './closing.js';
 import type { Finish } from './finish.js';
+import type { H2Exchange } from './h2.js';
 import type { HeaderRules, Respond } from './respond.js';
 import type { Routable } from './route.js';
 import type { SelfAnswers } from './self.js';
@@ -47,25 +48,36 @@ export function createPipeline(d: PipelineDeps) {
   const { config, access, respond, self, cache } = d;
   const name = config.visibleHostname;
 
-  return function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+  /** `h2`: the request came on an HTTP/2 stream (workers/h2.ts adapted it). */
+  return function onRequest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    expectsContinue: boolean,
+    h2?: H2Exchange,
+  ): void {
     // A request pipelined behind an answer that closes the connection is not processed (RFC 9112 §9.6).
     if (isClosing(req.socket)) {
       req.resume();
       return;
     }
     if (d.draining()) res.shouldKeepAlive = false;
-    const txn = new Transaction(req);
+    const txn = new Transaction(req, h2?.link);
     d.finish.track(txn, res);
 
     // recv: framing and Host first, since a request that fails them closes the connection whoever sent it.
+    // HTTP/2 frames its messages itself (nghttp2 checks Content-Length against DATA, RFC 9113 §8.1.1) and
+    // may omit Host when :authority is absent.
     const raw = req.rawHeaders;
-    const malformed =
-      versionError(req.httpVersionMajor, req.httpVersionMinor) ??
-      framingError(raw) ??
-      hostError(raw, req.httpVersionMinor);
+    const malformed = h2
+      ? h2.error === null
+        ? hostError(raw, 0)
+        : invalidRequest(h2.error)
+      : (versionError(req.httpVersionMajor, req.httpVersionMinor) ??
+        framingError(raw) ??
+        hostError(raw, req.httpVersionMinor));
     if (malformed) return respond.error(txn, res, malformed);
     // RFC 9112 §6.1: chunked in an HTTP/1.0 request means the framing may be faulty: close after answering.
-    if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+    if (!h2 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
       res.shouldKeepAlive = false;
       markClosing(req.socket);
     }
@@ -146,7 +158,10 @@ export function upstreamRequestBuilder(
     const via = fieldValue(raw, 'via');
     const headers = forwardedRequestHeaders(raw, {
       host: route.host,
-      via: config.via ? appendVia(via, viaEntry(req.httpVersion, name, PRODUCT)) : (via ?? null),
+      // RFC 9110 §7.6.3: the protocol received, whose version for HTTP/2 is "2" (RFC 9113 §3.1).
+      via: config.via
+        ? appendVia(via, viaEntry(txn.h2 ? '2' : req.httpVersion, name, PRODUCT))
+        : (via ?? null),
       forwardedFor: forwardedForValue(
         config.forwardedFor,
         fieldValue(raw, 'x-forwarded-for'),

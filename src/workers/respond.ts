@@ -5,10 +5,12 @@
  * then the reply header rules apply (squid.conf's reply_header_access, via off), so what rules remove from
  * the wire is still known to the log and the counters.
  */
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { type OutgoingHttpHeaders, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import { CACHE_NAME, formatCacheStatus } from '../cache/cache-status.js';
 import { closesConnection, errorBody, errorHeaders, type ProxyError } from '../http/errors.js';
 import { endToEndHeaders, type RawHeaders } from '../http/fields.js';
+import { h2ResponseFields } from '../http/h2.js';
 import { hasRequestBody } from '../http/target.js';
 import type { Logger } from '../shared/logger.js';
 import { markClosing } from './closing.js';
@@ -42,7 +44,8 @@ export class Respond {
         `${cs.hit ? 'HIT' : 'MISS'} from ${this.name}`,
       );
     }
-    const out = this.rules === null ? fields : this.rules.reply(fields, txn);
+    const ruled = this.rules === null ? fields : this.rules.reply(fields, txn);
+    const out = txn.h2 ? h2ResponseFields(ruled) : ruled;
     txn.status = status;
     txn.fields = out;
     res.writeHead(status, out);
@@ -58,6 +61,7 @@ export class Respond {
   interim(txn: Transaction, res: ServerResponse, status: number, raw: RawHeaders): void {
     if (res.headersSent || res.destroyed || txn.req.httpVersion === '1.0') return;
     const fields = endToEndHeaders(raw);
+    if (txn.h2 && status !== 103) return this.interimH2(txn, res, status, fields);
     if (status === 102) return res.writeProcessing();
     if (status === 103) {
       const hints: Record<string, string | string[]> = {};
@@ -79,6 +83,24 @@ export class Respond {
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Informational'}\r\n`;
     for (let i = 0; i < fields.length; i += 2) head += `${fields[i]}: ${fields[i + 1]}\r\n`;
     writeRaw.call(res, `${head}\r\n`, 'latin1');
+  }
+
+  /** RFC 9113 §8.1: an interim response on an HTTP/2 stream is a HEADERS frame before the final one. */
+  private interimH2(txn: Transaction, res: ServerResponse, status: number, fields: RawHeaders): void {
+    const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
+    if (!stream || stream.destroyed) return;
+    const headers: OutgoingHttpHeaders = { ':status': status };
+    const out = h2ResponseFields(fields);
+    for (let i = 0; i < out.length; i += 2) {
+      const name = out[i].toLowerCase();
+      const prev = headers[name];
+      headers[name] = prev === undefined ? out[i + 1] : [String(prev), out[i + 1]].flat();
+    }
+    try {
+      stream.additionalHeaders(headers);
+    } catch (err) {
+      this.log.debug({ url: txn.url, err: (err as Error).message }, `interim ${status} not relayed`);
+    }
   }
 
   /** A whole answer of our own: header section and body (none for HEAD). */

@@ -5,7 +5,16 @@
  */
 
 import nodeCluster from 'node:cluster';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttp2Server,
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2Server,
+  Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from 'node:http2';
 import type { Socket } from 'node:net';
 import { Collapse } from '../cache/collapse.js';
 import type { CacheContext } from '../cache/context.js';
@@ -22,12 +31,15 @@ import { type ClusterStats, StatsCounter, type WorkerStats } from '../stats/coun
 import { WorkerMetrics } from '../stats/metrics.js';
 import { openLmdbStores } from '../store/lmdb/lmdb-store.js';
 import type { Stores } from '../store/store.js';
+import type { TlsMaterial } from '../tls/certificates.js';
+import { TLS_VERSIONS, TlsContexts } from '../tls/contexts.js';
 import { Tunnels } from '../tunnel/tunnel.js';
 import { Upstream } from '../upstream/upstream.js';
 import { isClosing } from './closing.js';
 import { ClusterStatsClient, type PageReply } from './cluster-stats.js';
 import { ClusterFillClient } from './fill-client.js';
 import { Finish } from './finish.js';
+import { adaptH2, guardSession, sessionIdle } from './h2.js';
 import { createPipeline, upstreamRequestBuilder } from './pipeline.js';
 import { Respond } from './respond.js';
 import { createRouter } from './route.js';
@@ -36,6 +48,12 @@ import type { FinishObserver } from './transaction.js';
 
 export interface ProxyServer {
   server: Server;
+  /** The HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN) when TLS material was given. */
+  secure: Http2SecureServer | null;
+  /** The h2c listener (cleartext HTTP/2, prior knowledge), with `h2cPort`. */
+  cleartext: Http2Server | null;
+  /** New certificates (SIGHUP): new handshakes use them, open connections keep theirs. */
+  updateTls(material: TlsMaterial): void;
   /** Stops accepting, lets in-flight exchanges finish until the deadline, then cuts what is left. */
   shutdown(deadlineMs: number): Promise<void>;
   /** The access log was rotated: reopen its path. */
@@ -53,6 +71,8 @@ export interface ProxyOptions {
   stores?: Stores;
   /** More finish hooks (tests read transactions through one). */
   observers?: FinishObserver[];
+  /** Certificates and ticket keys for the HTTPS listener (from the primary); none, no HTTPS listener. */
+  tls?: TlsMaterial;
 }
 
 /** How many of its most hit URLs a worker reports to the dashboard. */
@@ -70,7 +90,12 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
   // Off (`metrics: false`): nothing is fed at finish, no timers run, and the hit path is as without metrics.
   const metrics: WorkerMetrics | null = config.metrics
     ? new WorkerMetrics({
-        connections: () => new Promise<number>((r) => server.getConnections((err, n) => r(err ? 0 : n))),
+        connections: () =>
+          Promise.all(
+            [server, secure, cleartext].map(
+              (s) => new Promise<number>((r) => (s ? s.getConnections((err, n) => r(err ? 0 : n)) : r(0))),
+            ),
+          ).then(([a, b]) => a + b),
         tunnels: (): number => tunnels.open.size,
       })
     : null;
@@ -173,7 +198,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     }
     tunnels.handle(req, socket, head);
   });
-  server.on('clientError', (err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket) => {
+  const onClientError = (err: Error & { code?: string; rawPacket?: Buffer }, socket: Socket) => {
     // RFC 9112 §9.6: after `Connection: close` further requests are not processed, but the one in flight
     // still gets its response; llhttp flags the extra bytes and the connection closes after that response.
     if (err.code === 'HPE_CLOSED_CONNECTION') return;
@@ -219,26 +244,161 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       }
     }
     socket.end(rawErrorResponse(perr, via));
-  });
+  };
+  server.on('clientError', onClientError);
+
+  const secure = opts.tls ? createSecure(opts.tls) : null;
+  const cleartext = config.h2cPort === null ? null : createCleartext();
+  const sessions = new Set<Http2Session>();
+
+  /**
+   * TLS termination, HTTP/1.1 and HTTP/2 on one port (ALPN `h2`, `http/1.1`). HTTP/1.1 connections go
+   * through node:http's connection handling with the plain server's limits (set as properties, which is
+   * where node:http reads them); HTTP/2 streams are adapted (h2.ts) and run through the same pipeline.
+   */
+  function createSecure(material: TlsMaterial): Http2SecureServer {
+    const contexts = new TlsContexts(material);
+    const s = createSecureServer({
+      allowHTTP1: true,
+      ...contexts.defaultPem(),
+      ...TLS_VERSIONS,
+      SNICallback: contexts.sniCallback,
+      // A handshake is part of the request's head: the same bound as slowloris'.
+      handshakeTimeout: t.clientHeaders,
+      settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: config.maxHeaderSize },
+      maxSendHeaderBlockLength: config.maxHeaderSize,
+    });
+    s.setTicketKeys(Buffer.from(material.ticketKeys, 'base64'));
+    const h1 = s as unknown as Record<string, unknown>;
+    h1.maxHeaderSize = config.maxHeaderSize;
+    h1.requireHostHeader = false;
+    h1.insecureHTTPParser = false;
+    h1.headersTimeout = t.clientHeaders;
+    h1.requestTimeout = 0;
+    h1.keepAliveTimeout = t.clientIdle;
+    s.setTimeout(t.read);
+    (s as unknown as { contexts: TlsContexts }).contexts = contexts;
+    s.on('clientError', onClientError);
+    s.on('tlsClientError', (err: Error & { code?: string }, socket) =>
+      log.debug({ client: socket.remoteAddress, code: err.code }, `TLS handshake failed: ${err.message}`),
+    );
+    serveHttp2(s, 'HTTPS');
+    return s;
+  }
+
+  /** Cleartext HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3): HTTP/2 only, no HTTP/1.1 on its port. */
+  function createCleartext(): Http2Server {
+    const s = createHttp2Server({
+      settings: { maxConcurrentStreams: config.h2MaxStreams, maxHeaderListSize: config.maxHeaderSize },
+      maxSendHeaderBlockLength: config.maxHeaderSize,
+    });
+    s.setTimeout(t.read);
+    serveHttp2(s, 'h2c');
+    return s;
+  }
+
+  /** Requests (both versions on the HTTPS port), CONNECT refused, sessions guarded, idle ones closed. */
+  function serveHttp2(s: Http2SecureServer | Http2Server, port: string): void {
+    s.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>
+      dispatch(req, res, false),
+    );
+    s.on(
+      'checkContinue',
+      (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>
+        dispatch(req, res, true),
+    );
+    // A reverse proxy has no tunnels to offer: CONNECT (either version) is refused with a reason.
+    s.on('connect', (req: IncomingMessage | Http2ServerRequest, second: Socket | Http2ServerResponse) => {
+      const err = new ProxyError(405, 'ERR_UNSUP_REQ', `CONNECT is not served on the ${port} port`);
+      if (req instanceof Http2ServerRequest) {
+        const res = second as Http2ServerResponse;
+        res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`${err.message}\n`);
+      } else (second as Socket).end(rawErrorResponse(err, via));
+    });
+    s.on('session', (session: Http2Session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+      session.on('error', (err) => log.debug({ err: err.message }, 'HTTP/2 session error'));
+      if (draining) session.close();
+      guardSession(
+        session,
+        { idleMs: t.clientIdle, streamIdleMs: t.read, resetsPerSecond: config.h2MaxResets },
+        log,
+      );
+    });
+    // node:http2 reports an idle session here, node:http an idle HTTP/1.1 socket.
+    s.on('timeout', (x: Http2Session | Socket) => {
+      if (typeof (x as Http2Session).goaway === 'function') sessionIdle(x as Http2Session);
+      else (x as Socket).destroy();
+    });
+  }
+
+  function dispatch(
+    req: IncomingMessage | Http2ServerRequest,
+    res: ServerResponse | Http2ServerResponse,
+    expectsContinue: boolean,
+  ): void {
+    if (req instanceof Http2ServerRequest) {
+      const h2 = adaptH2(req, res as Http2ServerResponse);
+      onRequest(h2.req, h2.res, expectsContinue, h2);
+    } else onRequest(req, res as ServerResponse, expectsContinue);
+  }
+
+  function updateTls(material: TlsMaterial): void {
+    if (!secure) return;
+    try {
+      (secure as unknown as { contexts: TlsContexts }).contexts.update(material);
+      secure.setSecureContext({ ...material.certificates[material.defaultIndex], ...TLS_VERSIONS });
+      secure.setTicketKeys(Buffer.from(material.ticketKeys, 'base64'));
+    } catch (err) {
+      // The primary checked them; should this worker disagree, it keeps serving with what it had.
+      log.error({ err: (err as Error).message }, 'new certificates refused; keeping the old ones');
+    }
+  }
 
   async function shutdown(deadlineMs: number): Promise<void> {
     draining = true;
     let serverClosed = false;
-    server.close(() => {
-      serverClosed = true;
-    });
+    let secureClosed = secure === null;
+    let cleartextClosed = true;
+    if (cleartext?.listening) {
+      cleartextClosed = false;
+      cleartext.close(() => {
+        cleartextClosed = true;
+      });
+    }
+    const closeServer = () => {
+      server.close(() => {
+        serverClosed = true;
+      });
+    };
+    if (server.listening) closeServer();
+    else serverClosed = true;
+    if (secure?.listening)
+      secure.close(() => {
+        secureClosed = true;
+      });
+    else secureClosed = true;
+    // HTTP/2: GOAWAY; streams under way finish, new ones go to another worker on a new connection.
+    for (const s of sessions) s.close();
+    const closed = () => serverClosed && secureClosed && cleartextClosed && tunnels.open.size === 0;
     const until = Date.now() + deadlineMs;
     // Keep-alive connections go as soon as they are idle; busy ones get `Connection: close` on their response.
-    while (!(serverClosed && tunnels.open.size === 0) && Date.now() < until) {
+    while (!closed() && Date.now() < until) {
       server.closeIdleConnections();
+      (secure as unknown as Server | null)?.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (!serverClosed || tunnels.open.size > 0) {
+    if (!closed()) {
       log.warn(
-        { tunnels: tunnels.open.size },
+        { tunnels: tunnels.open.size, sessions: sessions.size },
         'shutdown deadline reached: closing the remaining connections',
       );
       server.closeAllConnections();
+      // node:http2 has closeIdleConnections for its HTTP/1.1 connections but not this one; node:http's works.
+      if (secure) Server.prototype.closeAllConnections.call(secure as unknown as Server);
+      for (const s of sessions) s.destroy();
       tunnels.destroyAll();
     }
     await upstream.close().catch(() => {});
@@ -249,6 +409,9 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
 
   return {
     server,
+    secure,
+    cleartext,
+    updateTls,
     shutdown,
     reopenLogs: () => accessLog?.reopen(),
     stats: () => stats.snapshot(),

@@ -4,7 +4,6 @@
  * nothing reads back a header we wrote.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { RequestFacts } from '../access/access.js';
 import type { CacheStatus } from '../cache/cache-status.js';
 import type { RequestDirectives } from '../cache/policy.js';
@@ -45,6 +44,16 @@ export interface Route {
   server: string;
 }
 
+/**
+ * What the record keeps of the client's link: its address, and a byte counter from which the bytes sent
+ * are taken. The connection's socket for HTTP/1.x; for an HTTP/2 stream its own (workers/h2.ts), since
+ * the connection is shared by concurrent streams and node detaches a stream from it once closed.
+ */
+export interface ClientLink {
+  readonly remoteAddress?: string;
+  readonly bytesWritten: number;
+}
+
 export class Transaction {
   readonly started = Date.now();
   /** The same instant in high resolution, for the duration histograms' sub-millisecond buckets. */
@@ -80,12 +89,19 @@ export class Transaction {
   fields: RawHeaders | null = null;
   upstreamStatus: number | null = null;
 
-  /** The client's socket, kept: node detaches it from the request once the response is done. */
-  readonly socket: Socket;
+  /** The client's link, kept: node detaches the socket from the request once the response is done. */
+  readonly socket: ClientLink;
+  /** The request came on an HTTP/2 stream. */
+  readonly h2: boolean;
 
-  constructor(readonly req: IncomingMessage) {
-    this.socket = req.socket;
-    this.bytesBefore = req.socket.bytesWritten;
+  /** `h2link`: the stream's link, for a request that came over HTTP/2. */
+  constructor(
+    readonly req: IncomingMessage,
+    h2link?: ClientLink,
+  ) {
+    this.h2 = h2link !== undefined;
+    this.socket = h2link ?? req.socket;
+    this.bytesBefore = this.socket.bytesWritten;
     this.method = req.method ?? '-';
     this.url = req.url ?? '-';
   }

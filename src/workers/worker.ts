@@ -2,10 +2,12 @@
  * Entry point of a cluster worker: one node:http server; the primary hands it accepted connections.
  */
 import cluster from 'node:cluster';
-import type { Config } from '../config/config.js';
+import type { AddressInfo, Server } from 'node:net';
+import { type Config, plainListener } from '../config/config.js';
 import { createLogger } from '../shared/logger.js';
 import type { PrimaryMessage, WorkerMessage } from '../shared/messages.js';
 import { isCommitFailure, silenceCommitError } from '../store/lmdb/layout.js';
+import type { TlsMaterial } from '../tls/certificates.js';
 import { createProxy } from './server.js';
 
 const config = JSON.parse(process.env.CUTTLE_CONFIG ?? '{}') as Config;
@@ -40,7 +42,20 @@ process.on('unhandledRejection', (err) => {
 // A terminal's ^C reaches the whole process group; the primary alone decides how workers stop.
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1'] as const) process.on(sig, () => {});
 
-const proxy = createProxy(config, log);
+// With an HTTPS port the primary sends the certificates first (the PEM text, read and checked once there).
+const tls =
+  config.httpsPort === null
+    ? undefined
+    : await new Promise<TlsMaterial>((resolve) => {
+        const first = (m: PrimaryMessage) => {
+          if (m.type !== 'tls') return;
+          process.off('message', first);
+          resolve(m.material);
+        };
+        process.on('message', first);
+        send({ type: 'tls-request' });
+      });
+const proxy = createProxy(config, log, { tls });
 let stopping = false;
 async function stop(deadlineMs: number): Promise<void> {
   if (stopping) return;
@@ -59,6 +74,7 @@ async function stop(deadlineMs: number): Promise<void> {
 process.on('message', (m: PrimaryMessage) => {
   if (m.type === 'shutdown') void stop(m.deadlineMs);
   else if (m.type === 'reopen-logs') proxy.reopenLogs();
+  else if (m.type === 'tls') proxy.updateTls(m.material);
   else if (m.type === 'stats-request') send({ type: 'stats', id: m.id, stats: proxy.stats() });
   else if (m.type === 'mgr-reply') proxy.clusterStats(m.id, m.stats);
   else if (m.type === 'page-reply') proxy.clusterStats(m.id, m);
@@ -68,11 +84,26 @@ process.on('message', (m: PrimaryMessage) => {
 // The primary is gone (even by kill -9): nobody hands us connections any more, so drain and go.
 process.on('disconnect', () => void stop(config.timeouts.shutdown));
 
-proxy.server.on('error', (err: NodeJS.ErrnoException) => {
-  send({
-    type: 'listen-error',
-    message: `cannot listen on ${config.host}:${config.port}: ${err.code ?? err.message}`,
+/** Listens, and resolves with the address once it does. */
+function listen(server: Server, port: number): Promise<{ address: string; port: number }> {
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    send({
+      type: 'listen-error',
+      message: `cannot listen on ${config.host}:${port}: ${err.code ?? err.message}`,
+    });
+    process.exit(1);
   });
-  process.exit(1);
-});
-proxy.server.listen({ host: config.host, port: config.port });
+  return new Promise((resolve) =>
+    server.listen({ host: config.host, port }, () => {
+      const a = server.address() as AddressInfo;
+      resolve({ address: a.address, port: a.port });
+    }),
+  );
+}
+// Beside HTTPS or h2c, port 0 means no plain listener.
+const [plain, https, h2c] = await Promise.all([
+  plainListener(config) ? listen(proxy.server, config.port) : undefined,
+  proxy.secure && config.httpsPort !== null ? listen(proxy.secure, config.httpsPort) : undefined,
+  proxy.cleartext && config.h2cPort !== null ? listen(proxy.cleartext, config.h2cPort) : undefined,
+]);
+send({ type: 'listening', listeners: { plain, https, h2c } });

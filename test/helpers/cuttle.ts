@@ -25,7 +25,12 @@ process.on('exit', () => {
 });
 
 export interface Cuttle {
+  /** The plain listener's port, or the HTTPS one's when HTTPS listens alone (`--port 0 --https-port …`). */
   port: number;
+  /** The HTTPS listener's port, when there is one. */
+  httpsPort: number | null;
+  /** The h2c listener's port, when there is one. */
+  h2cPort: number | null;
   /** `http://127.0.0.1:<port>`, for curl -x style use. */
   proxyUrl: string;
   proc: ChildProcess;
@@ -85,13 +90,18 @@ export async function startCuttle(opts: CuttleOptions = {}): Promise<Cuttle> {
       resolve({ code, signal });
     }),
   );
+  let httpsPort: number | null = null;
+  let h2cPort: number | null = null;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`cuttle did not start:\n${stderr.join('\n')}`)), 20_000);
     const check = () => {
       for (const l of stdout) {
-        const m = / listening on .*:(\d+) \(/.exec(l);
+        // `listening on HOST:PORT [and https://HOST:PORT] [and h2c://HOST:PORT] (…`, the first one first.
+        const m = / listening on (?:https:\/\/|h2c:\/\/)?\S+:(\d+) [(a]/.exec(l);
         if (m) {
           clearTimeout(timer);
+          httpsPort = Number(/ https:\/\/\S+:(\d+)/.exec(l)?.[1] ?? Number.NaN) || null;
+          h2cPort = Number(/ h2c:\/\/\S+:(\d+)/.exec(l)?.[1] ?? Number.NaN) || null;
           resolve(Number(m[1]));
           return;
         }
@@ -113,6 +123,8 @@ export async function startCuttle(opts: CuttleOptions = {}): Promise<Cuttle> {
     });
   return {
     port,
+    httpsPort,
+    h2cPort,
     proxyUrl: `http://127.0.0.1:${port}`,
     proc,
     dir,
@@ -211,6 +223,24 @@ export interface Reply {
   res: IncomingMessage;
 }
 
+/** A response read whole. */
+export function replyOf(res: IncomingMessage): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () =>
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        rawHeaders: res.rawHeaders,
+        body: Buffer.concat(chunks),
+        res,
+      }),
+    );
+    res.on('error', reject);
+  });
+}
+
 /** A request through the proxy in absolute form (what `curl -x` sends), or origin form with `path`. */
 export function viaProxy(
   proxyPort: number,
@@ -239,20 +269,7 @@ export function viaProxy(
         agent: opts.agent === false || opts.localAddress ? false : undefined,
         localAddress: opts.localAddress,
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            rawHeaders: res.rawHeaders,
-            body: Buffer.concat(chunks),
-            res,
-          }),
-        );
-        res.on('error', reject);
-      },
+      (res) => replyOf(res).then(resolve, reject),
     );
     req.on('error', reject);
     // A hung exchange must fail the test that caused it, not stall the suite.

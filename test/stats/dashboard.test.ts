@@ -3,11 +3,11 @@
  * when no Chromium is installed (`apt-get install chromium`; CHROMIUM=/path picks another binary).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, SKIP_WITHOUT_CHROMIUM } from '../helpers/chromium.js';
 import {
   type Cuttle,
   type Origin,
@@ -18,14 +18,6 @@ import {
   waitStored,
 } from '../helpers/cuttle.js';
 
-const CHROMIUM = [
-  process.env.CHROMIUM,
-  '/usr/bin/chromium',
-  '/usr/bin/chromium-browser',
-  '/usr/bin/google-chrome',
-]
-  .filter((p): p is string => Boolean(p))
-  .find((p) => existsSync(p));
 /** Where the screenshots go; `DASHBOARD_SCREENSHOTS=docs npm test` refreshes the README's. */
 const SHOTS = process.env.DASHBOARD_SCREENSHOTS ?? tmpdir();
 
@@ -56,7 +48,7 @@ function quantileBucket(text: string, q: number, kind: string): [number, number]
 }
 
 describe('the dashboard in headless Chromium', {
-  skip: CHROMIUM ? false : 'no Chromium found: apt-get install chromium (or set CHROMIUM=/path)',
+  skip: SKIP_WITHOUT_CHROMIUM,
 }, () => {
   let c: Cuttle;
   let origin: Origin;
