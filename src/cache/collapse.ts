@@ -42,8 +42,11 @@ export interface FillError {
 }
 
 export type FillEnd =
-  /** Committed: `chunks` body chunks (0: the body is inline in the entry). */
-  | { result: 'stored'; chunks: number }
+  /**
+   * Committed: `chunks` body chunks (0: the body is inline in the entry); `responseTime` of the entry
+   * stored, for the primary to tell requests that saw an older one to look again.
+   */
+  | { result: 'stored'; chunks: number; responseTime?: number }
   | { result: 'not-storable' }
   /** No stored response: the origin failed (`error`), the store refused it (null), or the leader died. */
   | { result: 'failed'; error: FillError | null; leaderGone?: boolean };
@@ -61,15 +64,21 @@ export type Claim =
   /** Within the hit-for-miss window: fetch without leading anybody. */
   | { role: 'pass' }
   /** Another worker leads; what it has published so far. */
-  | { role: 'wait'; head: FillHead | null; chunks: number };
+  | { role: 'wait'; head: FillHead | null; chunks: number }
+  /**
+   * A fill of the key was stored a moment ago, newer than what the request saw: its worker's read snapshot
+   * predates that commit. It looks again instead of fetching once more.
+   */
+  | { role: 'stored' };
 
 /** Who fetches what across workers. Absent in a single process. */
 export interface FillRegistry {
   /**
    * Asks who fetches `key`; `done` is called once, synchronously with the answer's arrival, so that the
-   * events the primary sends right after it find the fill already set up.
+   * events the primary sends right after it find the fill already set up. `seen`: the responseTime of the
+   * stored response the request found stale (0 for none), or null once it has looked again after a store.
    */
-  claim(key: string, done: (c: Claim) => void): void;
+  claim(key: string, seen: number | null, done: (c: Claim) => void): void;
   publish(key: string, ev: FillEvent): void;
   /** Events of fills this worker waits for, as the primary relays them. */
   listen(handler: (key: string, ev: FillEvent) => void): void;
@@ -91,6 +100,8 @@ export interface FillLead {
 export interface Waiter {
   /** The client left: this request neither leads nor waits any more. */
   gone(): boolean;
+  /** Another worker stored the object a moment ago: look again in a new snapshot. */
+  lookAgain(): void;
   /** Look again: the object is stored or will not be (`again` false), or the leader died (`again` true). */
   retry(again: boolean): void;
   /** The fetch failed before any byte reached this waiter. */
@@ -162,7 +173,7 @@ export class Collapse {
    * A GET that needs the origin: `lead` is called when this request is to fetch (with the handle to publish
    * its fill on), otherwise `waiter` hears of another request's fetch.
    */
-  join(key: string, waiter: Waiter, lead: (l: FillLead) => void): void {
+  join(key: string, waiter: Waiter, lead: (l: FillLead) => void, seen: number | null = 0): void {
     const fill = this.fills.get(key);
     if (fill !== undefined) {
       if (fill.claiming !== null) fill.claiming.push({ waiter, lead });
@@ -174,7 +185,7 @@ export class Collapse {
     this.fills.set(key, f);
     f.claiming?.push({ waiter, lead });
     if (this.registry === null) return this.claimed(f, { role: 'lead' });
-    this.registry.claim(key, (c) => this.claimed(f, c));
+    this.registry.claim(key, seen, (c) => this.claimed(f, c));
   }
 
   /** Whether other requests, here or in other workers, wait for this worker's fill of `key`. */
@@ -190,6 +201,11 @@ export class Collapse {
     if (c.role === 'pass') {
       this.fills.delete(f.key);
       for (const q of queued) q.lead(NO_LEAD);
+      return;
+    }
+    if (c.role === 'stored') {
+      this.fills.delete(f.key);
+      for (const q of queued) if (!q.waiter.gone()) q.waiter.lookAgain();
       return;
     }
     if (c.role === 'wait') {

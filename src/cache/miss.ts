@@ -147,7 +147,11 @@ export function storing(
           return store.commit(rq.key, names, rq.headers, entry, writer);
         },
         (stored, cut) => {
-          fill?.end(stored ? { result: 'stored', chunks: entry.chunks } : cutEnd(cut));
+          fill?.end(
+            stored
+              ? { result: 'stored', chunks: entry.chunks, responseTime: entry.responseTime }
+              : cutEnd(cut),
+          );
           settled(stored, cut);
         },
       );

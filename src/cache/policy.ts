@@ -387,14 +387,17 @@ export function reuse(policy: StoredPolicy, age: number, req: RequestDirectives)
   const staleness = -remaining;
   if (policy.mustRevalidate) return { kind: 'revalidate', reason: 'stale' };
   if (req.maxStale !== undefined && staleness <= req.maxStale) return { kind: 'stale-ok' };
-  if (staleness <= policy.staleWhileRevalidate) return { kind: 'stale-while-revalidate' };
+  // RFC 5861 §3: only a positive window; at staleness 0 (age = lifetime, stale by RFC 9111 §4.2) none is open.
+  if (policy.staleWhileRevalidate > 0 && staleness <= policy.staleWhileRevalidate)
+    return { kind: 'stale-while-revalidate' };
   return { kind: 'revalidate', reason: 'stale' };
 }
 
 /** RFC 5861 §4: may a stale response be served because revalidation failed (5xx or no connection)? */
 export function staleIfErrorAllows(policy: StoredPolicy, staleness: number, req: RequestDirectives): boolean {
   if (policy.mustRevalidate) return false;
-  return staleness <= Math.max(policy.staleIfError, req.staleIfError ?? 0);
+  const window = Math.max(policy.staleIfError, req.staleIfError ?? 0);
+  return window > 0 && staleness <= window;
 }
 
 /**

@@ -118,7 +118,9 @@ export function revalidate(
         txn.upstreamStatus = status;
         if (status === 304) {
           const ne = freshened(cx, e, raw, requestTime);
-          void cx.stores.store.update(key, ne).finally(() => fill.end({ result: 'stored', chunks: 0 }));
+          void cx.stores.store
+            .update(key, ne)
+            .finally(() => fill.end({ result: 'stored', chunks: 0, responseTime: ne.responseTime }));
           const age = ageOf(ne);
           txn.outcome = fwd === 'stale' ? 'refresh-unmodified' : 'client-refresh';
           txn.cache = { fwd, fwdStatus: 304, ttl: ne.policy.lifetime - age };

@@ -41,7 +41,17 @@ function directivesOf(cx: CacheContext, txn: Transaction): RequestDirectives {
   return rd;
 }
 
-export function serve(cx: CacheContext, txn: Transaction, res: ServerResponse, mayWait = true): void {
+/**
+ * `mayWait`: the request may join another's fetch; `lookedAgain`: it has already looked again after a
+ * store the primary told it of (so it is not told again).
+ */
+export function serve(
+  cx: CacheContext,
+  txn: Transaction,
+  res: ServerResponse,
+  mayWait = true,
+  lookedAgain = false,
+): void {
   const rd = txn.directives ?? directivesOf(cx, txn);
   txn.directives = rd;
   const { store, recency } = cx.stores;
@@ -76,7 +86,9 @@ export function serve(cx: CacheContext, txn: Transaction, res: ServerResponse, m
         if (rd.onlyIfCached) return onlyIfCachedMiss(cx, txn, res);
         const fwd = r.reason === 'request' ? 'request' : 'stale';
         if (fwd === 'stale' && mayWait && collapsible(txn, rd))
-          return join(cx, txn, res, 'stale', e, (fill) => revalidate(cx, txn, res, found.key, e, fwd, fill));
+          return join(cx, txn, res, 'stale', e, lookedAgain, (fill) =>
+            revalidate(cx, txn, res, found.key, e, fwd, fill),
+          );
         return revalidate(cx, txn, res, found.key, e, fwd);
       }
     }
@@ -86,7 +98,9 @@ export function serve(cx: CacheContext, txn: Transaction, res: ServerResponse, m
   if (rd.onlyIfCached) return onlyIfCachedMiss(cx, txn, res);
   const miss = found.miss;
   if (mayWait && collapsible(txn, rd))
-    return join(cx, txn, res, miss, null, (fill) => fetchMiss(cx, txn, res, miss, undefined, fill));
+    return join(cx, txn, res, miss, null, lookedAgain, (fill) =>
+      fetchMiss(cx, txn, res, miss, undefined, fill),
+    );
   fetchMiss(cx, txn, res, miss);
 }
 
@@ -104,15 +118,21 @@ function join(
   res: ServerResponse,
   fwd: NonNullable<CacheStatus['fwd']>,
   stale: StoredEntry | null,
+  lookedAgain: boolean,
   lead: (fill: FillLead) => void,
 ): void {
   cx.collapse.join(
     txn.key,
     {
       gone: () => res.destroyed,
+      lookAgain: () => {
+        cx.stores.store.renewSnapshot();
+        serve(cx, txn, res, true, true);
+      },
       retry: (again) => {
         // After a leader died this request claims the fetch anew: it is not answered by another's yet.
         if (!again) txn.collapsed = true;
+        cx.stores.store.renewSnapshot();
         serve(cx, txn, res, again);
       },
       failed: (err) => {
@@ -133,6 +153,7 @@ function join(
       stream: (head) => streamFill(cx, txn, res, fwd, head),
     },
     lead,
+    lookedAgain ? null : (stale?.responseTime ?? 0),
   );
 }
 

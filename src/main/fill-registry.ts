@@ -16,22 +16,32 @@ interface Fill {
   chunks: number;
 }
 
-/** Hit-for-miss marks kept at most (oldest first out; they expire in the same order). */
+/** Hit-for-miss and recently-stored marks kept at most (oldest first out; they expire in that order). */
 const MAX_MARKS = 10_000;
+/**
+ * How long a store is "recent": a worker's LMDB read snapshot is renewed at least every 100 ms, so a claim
+ * within this window from a request that saw an older response comes from a snapshot before the commit.
+ */
+const RECENT_MS = 2_000;
 
 export class FillRegistry {
   private readonly fills = new Map<string, Fill>();
   /** Keys whose response was not storable, and until when (ms) they are fetched without queueing. */
   private readonly passing = new Map<string, number>();
+  /** Keys stored by a fill lately: when (ms), and the stored response's responseTime. */
+  private readonly stored = new Map<string, { at: number; responseTime: number }>();
 
   constructor(private readonly hitForMissMs: number) {}
 
   /** A worker asks to fetch `key`. */
-  claim(worker: Worker, id: number, key: string): void {
-    send(worker, { type: 'fill-claim-reply', id, claim: this.decide(worker, key) });
+  claim(worker: Worker, id: number, key: string, seen: number | null): void {
+    send(worker, { type: 'fill-claim-reply', id, claim: this.decide(worker, key, seen) });
   }
 
-  private decide(worker: Worker, key: string): Claim {
+  private decide(worker: Worker, key: string, seen: number | null): Claim {
+    const last = this.stored.get(key);
+    if (last !== undefined && seen !== null && seen < last.responseTime && Date.now() - last.at < RECENT_MS)
+      return { role: 'stored' };
     const until = this.passing.get(key);
     if (until !== undefined) {
       if (until > Date.now()) return { role: 'pass' };
@@ -58,6 +68,13 @@ export class FillRegistry {
     else if (ev.kind === 'end') {
       this.fills.delete(key);
       if (ev.end.result === 'not-storable') this.markPassing(key);
+      else if (ev.end.result === 'stored' && ev.end.responseTime !== undefined)
+        this.mark(
+          this.stored,
+          key,
+          { at: Date.now(), responseTime: ev.end.responseTime },
+          (v) => v.at + RECENT_MS,
+        );
     }
     for (const w of fill.waiters) send(w, { type: 'fill-event', key, ev });
   }
@@ -80,12 +97,17 @@ export class FillRegistry {
 
   private markPassing(key: string): void {
     if (this.hitForMissMs <= 0) return;
-    this.passing.delete(key);
-    this.passing.set(key, Date.now() + this.hitForMissMs);
+    this.mark(this.passing, key, Date.now() + this.hitForMissMs, (until) => until);
+  }
+
+  /** Sets a mark (newest last) and drops the oldest ones once expired or too many. */
+  private mark<V>(marks: Map<string, V>, key: string, value: V, expires: (v: V) => number): void {
+    marks.delete(key);
+    marks.set(key, value);
     const now = Date.now();
-    for (const [k, until] of this.passing) {
-      if (this.passing.size <= MAX_MARKS && until > now) break;
-      this.passing.delete(k);
+    for (const [k, v] of marks) {
+      if (marks.size <= MAX_MARKS && expires(v) > now) break;
+      marks.delete(k);
     }
   }
 }

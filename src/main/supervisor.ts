@@ -93,7 +93,7 @@ export class Supervisor {
       else if (m.type === 'metrics') this.metrics?.received(worker, m.id, m.report);
       else if (m.type === 'page-request') void this.answerPage(worker, m.id, m.page);
       else if (m.type === 'fatal') slot.lastError = m.message;
-      else if (m.type === 'fill-claim') this.fills.claim(worker, m.id, m.key);
+      else if (m.type === 'fill-claim') this.fills.claim(worker, m.id, m.key, m.seen);
       else if (m.type === 'fill-event') this.fills.event(worker, m.key, m.ev);
     });
     worker.on('exit', (code, signal) => this.onExit(slot, code, signal));

@@ -55,6 +55,6 @@ export type WorkerMessage =
   /** The worker is dying of this error: the primary names it in its crash line. */
   | { type: 'fatal'; message: string }
   /** Collapsed forwarding: may this worker fetch `key`, or does another already? */
-  | { type: 'fill-claim'; id: number; key: string }
+  | { type: 'fill-claim'; id: number; key: string; seen: number | null }
   /** Collapsed forwarding: the leader of `key`'s fill publishes its progress. */
   | { type: 'fill-event'; key: string; ev: FillEvent };

@@ -99,6 +99,9 @@ export class MemoryStore implements CacheStore {
     pump();
   }
 
+  /** One process, no snapshots: every read sees the latest commit. */
+  renewSnapshot(): void {}
+
   readChunk(bodyId: string, n: number): Buffer | undefined {
     return this.bodies.get(bodyId)?.[n];
   }

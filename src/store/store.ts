@@ -140,6 +140,11 @@ export interface CacheStore {
   /** Hands bytes `start`..`end` (inclusive) of a stored body to `sink`, honouring its back-pressure. */
   readBody(entry: StoredEntry, start: number, end: number, sink: BodySink): void;
   writer(maxSize: number): BodyWriter;
+  /**
+   * Looks at the newest commits from now on: a process's read snapshot may predate another's commit (a
+   * collapsed waiter told that its fill is stored must not find the stale entry it waited behind).
+   */
+  renewSnapshot(): void;
   /** A committed chunk of a body still being written or stored (collapsed forwarding), or undefined. */
   readChunk(bodyId: string, n: number): Buffer | undefined;
   /**

@@ -28,7 +28,7 @@ export class ClusterFillClient implements FillRegistry {
   }
 
   /** No answer from the primary: fetch rather than wait (collapsing saves fetches, it must never stall). */
-  claim(key: string, done: (c: Claim) => void): void {
+  claim(key: string, seen: number | null, done: (c: Claim) => void): void {
     const id = ++this.seq;
     const timer = setTimeout(() => {
       this.pending.delete(id);
@@ -36,7 +36,7 @@ export class ClusterFillClient implements FillRegistry {
     }, CLAIM_TIMEOUT_MS);
     timer.unref();
     this.pending.set(id, { done, timer });
-    if (!this.send({ type: 'fill-claim', id, key })) {
+    if (!this.send({ type: 'fill-claim', id, key, seen })) {
       this.pending.delete(id);
       clearTimeout(timer);
       done({ role: 'pass' });

@@ -85,6 +85,9 @@ process.on('message', (m: PrimaryMessage) => {
 process.on('disconnect', () => void stop(config.timeouts.shutdown));
 
 /** Listens, and resolves with the address once it does. */
+/** The accept queue's depth asked for (Varnish's listen_depth is 1024; the kernel caps it at somaxconn). */
+const LISTEN_BACKLOG = 4096;
+
 function listen(server: Server, port: number): Promise<{ address: string; port: number }> {
   server.on('error', (err: NodeJS.ErrnoException) => {
     send({
@@ -94,7 +97,9 @@ function listen(server: Server, port: number): Promise<{ address: string; port: 
     process.exit(1);
   });
   return new Promise((resolve) =>
-    server.listen({ host: config.host, port }, () => {
+    // A thousand clients connecting at once must not overflow the accept queue (Node defaults to 511; a
+    // dropped SYN is retried after a second): as deep as the kernel allows (somaxconn caps it).
+    server.listen({ host: config.host, port, backlog: LISTEN_BACKLOG }, () => {
       const a = server.address() as AddressInfo;
       resolve({ address: a.address, port: a.port });
     }),

@@ -13,6 +13,7 @@ import {
   requestDirectives,
   reuse,
   type SetCookiePolicy,
+  staleIfErrorAllows,
   storability,
   storedPolicy,
   unstoredFields,
@@ -242,6 +243,17 @@ describe('cache-policy (pure RFC 9111 functions)', () => {
     assert.equal(reuse(strict, 20, rd('max-stale')).kind, 'revalidate');
     assert.equal(requestDirectives(['Pragma', 'no-cache']).noCache, true);
     assert.equal(requestDirectives(['Pragma', 'no-cache', 'Cache-Control', 'max-age=5']).noCache, false);
+  });
+
+  // Regression: with no stale-while-revalidate (0), an entry whose age had just reached its lifetime was
+  // served stale with a background revalidation beside the client's, two origin fetches per expiry.
+  it('opens no stale window of 0 seconds: at age = lifetime the entry is revalidated (RFC 5861 §3, §4)', () => {
+    const p = storedPolicy(parseCacheControl('max-age=1'), 1);
+    const none = requestDirectives([]);
+    assert.deepEqual(reuse(p, 1, none), { kind: 'revalidate', reason: 'stale' });
+    assert.equal(staleIfErrorAllows(p, 0, none), false);
+    const sie = storedPolicy(parseCacheControl('max-age=1, stale-if-error=5'), 1);
+    assert.equal(staleIfErrorAllows(sie, 0, none), true);
   });
 
   it('normalises Vary values (§4.1)', () => {

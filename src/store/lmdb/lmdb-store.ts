@@ -124,6 +124,10 @@ export class LmdbStore implements CacheStore {
     pump();
   }
 
+  renewSnapshot(): void {
+    this.env.root.resetReadTxn();
+  }
+
   /** A chunk another worker has just committed may postdate this worker's read snapshot: renew it once. */
   readChunk(bodyId: string, n: number): Buffer | undefined {
     const key: [string, number] = [bodyId, n];
