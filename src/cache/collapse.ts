@@ -338,7 +338,10 @@ export class Collapse {
         return;
       }
     }
-    if (!r.done && f.total !== null && r.next >= f.total) {
+    // With Content-Length the last chunk is known before the commit: the response ends with its last byte,
+    // not at the commit (a client that has every byte may close at once, and that is no abort).
+    const total = f.total ?? (head.length !== null ? Math.ceil(head.length / CHUNK_SIZE) : null);
+    if (!r.done && total !== null && r.next >= total) {
       r.done = true;
       r.sink.end();
     }

@@ -5,12 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Cuttle, type IncomingMessage, sleep, startCuttle } from '../helpers/cuttle.js';
 import { pidOfLocalPort } from '../helpers/sockets.js';
 import { routedOrigin } from './harness.js';
 
+const ACCESS_LOG = join(mkdtempSync(join(tmpdir(), 'cuttle-fill-')), 'access.log');
 const SIZE = 8 * 1024 * 1024;
 const BODY = randomBytes(SIZE);
 const SHA1 = createHash('sha1').update(BODY).digest('hex');
@@ -110,7 +114,7 @@ function fetchRecorded(
 }
 
 before(async () => {
-  c = await startCuttle({ workers: 2 });
+  c = await startCuttle({ workers: 2, args: ['--access-log', ACCESS_LOG] });
 });
 after(async () => {
   await c.stop();
@@ -137,6 +141,14 @@ describe('collapsed waiters stream the fill', () => {
       assert.ok(g.firstByteAt < d.doneAt, `first byte ${g.firstByteAt - d.doneAt} ms after the origin's end`);
       assert.match(g.cacheStatus, /collapsed/);
     }
+    // Regression: a waiter's response ended only at the commit, after a client holding every byte had
+    // closed, and was logged TCP_CF_MISS_ABORTED.
+    await sleep(500);
+    const lines = readFileSync(ACCESS_LOG, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(d.url));
+    assert.equal(lines.length, 5);
+    for (const l of lines) assert.doesNotMatch(l, /_ABORTED/);
   });
 
   it('lets a slow leader hold back only its own connection: a waiter gets the whole body while it stalls', async () => {
