@@ -69,6 +69,11 @@ export interface Config {
   metrics: boolean;
   /** A separate listener in the primary for /metrics, as exporters have; null for none. */
   metricsPort: number | null;
+  /**
+   * Plain HTTP/1.x: `lean` answers hits on Node's llhttp binding in a raw net server and hands the rest to
+   * node:http (workers/lean.ts); `node` is node:http alone. Lean falls back to node where the binding is missing.
+   */
+  frontEnd: 'lean' | 'node';
   /** Client address rules: `localhost`, `localnet`, `all`, an address or a CIDR. */
   allow: string[];
   /** Ports CONNECT may reach (Squid's SSL_ports). */
@@ -165,6 +170,7 @@ export const DEFAULTS: Config = {
   logFormat: null,
   metrics: true,
   metricsPort: null,
+  frontEnd: 'lean',
   allow: ['localhost', 'localnet'],
   connectPorts: [443],
   visibleHostname: hostname() || 'cuttle',
@@ -296,6 +302,10 @@ export const FLAGS = {
     type: 'string',
     help: 'also serve /metrics, stats.json and the dashboard on this port, from the primary (default: none)',
   },
+  'front-end': {
+    type: 'string',
+    help: 'plain HTTP/1.x front end: lean (hits answered on llhttp directly, the rest by node:http) or node (node:http alone); default lean, or $CUTTLE_FRONT_END',
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
   version: { type: 'boolean', short: 'v', help: 'print the version' },
 } as const;
@@ -352,6 +362,7 @@ export function loadConfig(argv: string[]): CliRequest {
     h2MaxResets: values['h2-max-resets'],
     logLevel: values['log-level'],
     logFormat: values['log-format'],
+    frontEnd: values['front-end'] ?? process.env.CUTTLE_FRONT_END,
     metrics:
       values.metrics === undefined
         ? undefined
@@ -484,6 +495,10 @@ function validate(input: Record<string, unknown>, where: string): Config {
     if (typeof v.metrics !== 'boolean')
       fail(where, 'metrics', 'expected on or off (true or false in a config file)');
     c.metrics = v.metrics;
+  }
+  if (v.frontEnd !== undefined) {
+    if (v.frontEnd !== 'lean' && v.frontEnd !== 'node') fail(where, 'frontEnd', 'expected lean or node');
+    c.frontEnd = v.frontEnd;
   }
   if (v.metricsPort !== undefined && v.metricsPort !== null)
     c.metricsPort = integer(where, 'metricsPort', v.metricsPort, 0, 65535);

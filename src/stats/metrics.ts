@@ -83,6 +83,8 @@ export interface WorkerGauges {
   /** Client connections open on this worker's server. */
   connections(): Promise<number>;
   tunnels(): number;
+  /** Plain HTTP/1.x requests the lean front end answered, and connections it handed to node:http. */
+  lean(): { hits: number; handovers: number };
 }
 
 export class WorkerMetrics {
@@ -197,6 +199,18 @@ export class WorkerMetrics {
       registers,
       collect() {
         this.set(gauges.tunnels());
+      },
+    });
+    new Counter({
+      name: 'cuttle_lean_front_end_total',
+      help: 'The lean front end: hits it answered itself, and connections it handed over to node:http',
+      labelNames: ['event'],
+      registers,
+      collect() {
+        const n = gauges.lean();
+        this.reset();
+        this.inc({ event: 'hit' }, n.hits);
+        this.inc({ event: 'handover' }, n.handovers);
       },
     });
     // Event-loop lag, heap, GC, CPU, file descriptors: summed (or averaged, as prom-client says) over workers.

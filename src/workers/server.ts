@@ -15,7 +15,7 @@ import {
   type Http2ServerResponse,
   type Http2Session,
 } from 'node:http2';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import { Collapse } from '../cache/collapse.js';
 import type { CacheContext } from '../cache/context.js';
 import { heuristicRules } from '../cache/freshness-rules.js';
@@ -40,6 +40,7 @@ import { ClusterStatsClient, type PageReply } from './cluster-stats.js';
 import { ClusterFillClient } from './fill-client.js';
 import { Finish } from './finish.js';
 import { adaptH2, guardSession, sessionIdle } from './h2.js';
+import { createLeanFrontEnd, type LeanFrontEnd, leanParser } from './lean.js';
 import { createPipeline, upstreamRequestBuilder } from './pipeline.js';
 import { Respond } from './respond.js';
 import { createRouter } from './route.js';
@@ -47,7 +48,10 @@ import { SelfAnswers } from './self.js';
 import type { FinishObserver } from './transaction.js';
 
 export interface ProxyServer {
+  /** node:http: the full path for plain HTTP/1.x. */
   server: Server;
+  /** What listens for plain HTTP/1.x: the lean front end's net server, or `server` itself. */
+  listener: NetServer;
   /** The HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN) when TLS material was given. */
   secure: Http2SecureServer | null;
   /** The h2c listener (cleartext HTTP/2, prior knowledge), with `h2cPort`. */
@@ -92,11 +96,12 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     ? new WorkerMetrics({
         connections: () =>
           Promise.all(
-            [server, secure, cleartext].map(
+            [listener, secure, cleartext].map(
               (s) => new Promise<number>((r) => (s ? s.getConnections((err, n) => r(err ? 0 : n)) : r(0))),
             ),
           ).then(([a, b]) => a + b),
         tunnels: (): number => tunnels.open.size,
+        lean: () => lean?.counts ?? { hits: 0, handovers: 0 },
       })
     : null;
   const stores =
@@ -159,7 +164,8 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     keepAliveTimeout: t.clientIdle,
     connectionsCheckingInterval: Math.max(100, Math.min(1000, t.clientHeaders / 2)),
   });
-  const port = () => (server.address() as { port?: number } | null)?.port;
+  // The port this worker serves plain HTTP on: the lean front end's when it listens, else node:http's.
+  const port = () => ((listener.address() ?? server.address()) as { port?: number } | null)?.port;
   const self = new SelfAnswers(
     config,
     respond,
@@ -175,7 +181,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     port,
     cluster,
   );
-  const onRequest = createPipeline({
+  const pipeline = createPipeline({
     config,
     access,
     route: createRouter(config),
@@ -185,6 +191,21 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     cache,
     draining: () => draining,
   });
+  const onRequest = pipeline.onRequest;
+  const lean: LeanFrontEnd | null =
+    config.frontEnd === 'lean' && leanParser() !== null
+      ? createLeanFrontEnd({
+          http: server,
+          hit: pipeline.hit,
+          maxHeaderSize: config.maxHeaderSize,
+          idleMs: t.clientIdle,
+          readMs: t.read,
+          log,
+        })
+      : null;
+  if (config.frontEnd === 'lean' && lean === null)
+    log.warn('this Node has no llhttp binding for the lean front end: node:http answers every request');
+  const listener: NetServer = lean?.server ?? server;
   server.on('request', (req, res) => onRequest(req, res, false));
   server.timeout = t.read;
   // RFC 9110 §10.1.1: decide on the request before inviting its body.
@@ -373,6 +394,11 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
         serverClosed = true;
       });
     };
+    let leanClosed = !lean?.server.listening;
+    if (lean?.server.listening)
+      lean.server.close(() => {
+        leanClosed = true;
+      });
     if (server.listening) closeServer();
     else serverClosed = true;
     if (secure?.listening)
@@ -382,10 +408,17 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     else secureClosed = true;
     // HTTP/2: GOAWAY; streams under way finish, new ones go to another worker on a new connection.
     for (const s of sessions) s.close();
-    const closed = () => serverClosed && secureClosed && cleartextClosed && tunnels.open.size === 0;
+    const closed = () =>
+      serverClosed &&
+      leanClosed &&
+      secureClosed &&
+      cleartextClosed &&
+      tunnels.open.size === 0 &&
+      (lean?.open ?? 0) === 0;
     const until = Date.now() + deadlineMs;
     // Keep-alive connections go as soon as they are idle; busy ones get `Connection: close` on their response.
     while (!closed() && Date.now() < until) {
+      lean?.closeIdle();
       server.closeIdleConnections();
       (secure as unknown as Server | null)?.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
@@ -396,6 +429,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
         'shutdown deadline reached: closing the remaining connections',
       );
       server.closeAllConnections();
+      lean?.destroyAll();
       // node:http2 has closeIdleConnections for its HTTP/1.1 connections but not this one; node:http's works.
       if (secure) Server.prototype.closeAllConnections.call(secure as unknown as Server);
       for (const s of sessions) s.destroy();
@@ -409,6 +443,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
 
   return {
     server,
+    listener,
     secure,
     cleartext,
     updateTls,
