@@ -92,6 +92,7 @@ export interface LeanFrontEnd {
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
+const LF_LF = Buffer.from('\n\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
 /** Bytes read ahead of a response still going out, before the socket stops reading (pipelining bound). */
@@ -258,6 +259,11 @@ class LeanConnection {
       // A bodiless head ends at its first empty line; leading empty lines (allowed) are left to node:http.
       if (head === null || !head.eligible || end === -1 || first === 13 || first === 10)
         return this.handOver();
+      // The head's end is found by its CRLF CRLF, which holds because llhttp (strict, no lenient flags)
+      // refuses bare LF line ends on Node 20, 22 and 24. Should one ever pass, the bytes go to node:http
+      // rather than risk misplacing the next request's start (a desync).
+      const bareLf = this.pending.indexOf(LF_LF, this.pos);
+      if (bareLf !== -1 && bareLf < end) return this.handOver();
       const req = new LeanRequest(head, this.socket);
       const res = new LeanResponse(this.socket, head, this.o.idleMs);
       let answered: boolean;
