@@ -81,6 +81,11 @@ export interface LeanOptions {
 export interface LeanFrontEnd {
   /** What listens: every plain connection arrives here first. */
   server: Server;
+  /**
+   * Takes a connection accepted elsewhere (an HTTPS connection that chose HTTP/1.1): hits are answered
+   * here, and `handOver` gets the socket, its unanswered bytes replayed, for the rest.
+   */
+  adopt(socket: Socket, handOver: (socket: Socket) => void): void;
   /** Hits answered here, connections handed over to node:http (for /metrics). */
   readonly counts: { hits: number; handovers: number };
   /** Connections still open, on either front end. */
@@ -105,12 +110,14 @@ export function createLeanFrontEnd(o: LeanOptions): LeanFrontEnd {
   const lean = new Set<LeanConnection>();
   const counts = { hits: 0, handovers: 0 };
   // As node:http's: a client's FIN ends its requests, not our answers to them (handled per connection).
-  const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
+  const adopt = (socket: Socket, handOver: (socket: Socket) => void) => {
     all.add(socket);
     socket.once('close', () => all.delete(socket));
-    const c = new LeanConnection(socket, b, o, counts, () => lean.delete(c));
+    const c = new LeanConnection(socket, b, o, counts, handOver, () => lean.delete(c));
     lean.add(c);
-  });
+  };
+  const toHttp = (socket: Socket) => o.http.emit('connection', socket);
+  const server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => adopt(socket, toHttp));
   // node:http tracks its connections (head and idle timeouts) from its 'listening' event, and never
   // listens itself here: it is told when the lean server does.
   server.once('listening', () => {
@@ -119,6 +126,7 @@ export function createLeanFrontEnd(o: LeanOptions): LeanFrontEnd {
   return {
     server,
     counts,
+    adopt,
     get open() {
       return all.size;
     },
@@ -176,6 +184,7 @@ class LeanConnection {
     b: ParserBinding,
     private readonly o: LeanOptions,
     private readonly counts: { hits: number; handovers: number },
+    private readonly handOverTo: (socket: Socket) => void,
     private readonly forget: () => void,
   ) {
     const P = b.HTTPParser;
@@ -322,7 +331,7 @@ class LeanConnection {
     s.setTimeout(0);
     this.release();
     s.resume();
-    this.o.http.emit('connection', s);
+    this.handOverTo(s);
     // Synchronously, so no later read can overtake them (node:http reads the socket's handle directly).
     if (rest.length > 0) s.emit('data', rest);
     // A FIN that came before the handover is node:http's to act on too (it was emitted only to us).

@@ -16,6 +16,7 @@ import {
   type Http2Session,
 } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Collapse } from '../cache/collapse.js';
 import type { CacheContext } from '../cache/context.js';
 import { heuristicRules } from '../cache/freshness-rules.js';
@@ -307,6 +308,19 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       log.debug({ client: socket.remoteAddress, code: err.code }, `TLS handshake failed: ${err.message}`),
     );
     serveHttp2(s, 'HTTPS');
+    // HTTPS/1.1 hits on the lean front end too: a connection that did not choose h2 goes to it first,
+    // and what it does not answer goes on to node:http2's own handling of HTTP/1.1 (allowHTTP1).
+    if (lean) {
+      const front = lean;
+      const handlers = s.listeners('secureConnection') as Array<(socket: Socket) => void>;
+      const handOver = (socket: Socket) => {
+        for (const h of handlers) Reflect.apply(h, s, [socket]);
+      };
+      s.removeAllListeners('secureConnection');
+      s.on('secureConnection', (socket: TLSSocket) =>
+        socket.alpnProtocol === 'h2' ? handOver(socket) : front.adopt(socket, handOver),
+      );
+    }
     return s;
   }
 

@@ -1,7 +1,8 @@
 /**
- * The lean front end's HTTP/2 side (workers/h2-lean.ts): hits on the core stream API, against the
- * compatibility path (`--front-end node`) as the reference. Two real clusters in reverse mode with h2c
- * beside the plain port, one per front end, before one origin.
+ * The lean front end behind TLS and on HTTP/2 (workers/h2-lean.ts, and HTTPS/1.1 connections adopted by
+ * lean.ts): hits answered there, against node:http and node:http2's compatibility path (`--front-end
+ * node`) as the reference. Two real clusters in reverse mode with h2c and HTTPS beside the plain port,
+ * one per front end, before one origin.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ import {
   waitStored,
 } from '../helpers/cuttle.js';
 import { freePort } from '../helpers/sockets.js';
-import { h2Request } from '../helpers/tls.js';
+import { certFiles, h1Request, h2Request } from '../helpers/tls.js';
 
 let origin: Origin;
 let lean: Cuttle;
@@ -48,6 +49,12 @@ before(async () => {
         String(await freePort()),
         '--h2c-port',
         '0',
+        '--https-port',
+        '0',
+        '--tls-cert',
+        certFiles('a.example.test').cert,
+        '--tls-key',
+        certFiles('a.example.test').key,
         '--front-end',
         frontEnd,
         '--access-log',
@@ -82,10 +89,13 @@ const comparable = (h: Record<string, unknown>) => {
   const { date: _date, age: _age, ...rest } = h;
   return JSON.parse(JSON.stringify(rest).replace(/ttl=\d+/g, 'ttl=N'));
 };
-async function h2Hits(): Promise<number> {
+async function leanCount(event: string): Promise<number> {
   const r = await viaProxy(lean.port, '/cuttle-internal/metrics', { headers: { Host: 'site.test' } });
-  return Number(/cuttle_lean_front_end_total\{event="h2-hit"\} (\d+)/.exec(String(r.body))?.[1]);
+  return Number(
+    new RegExp(`cuttle_lean_front_end_total\\{event="${event}"\\} (\\d+)`).exec(String(r.body))?.[1],
+  );
 }
+const h2Hits = () => leanCount('h2-hit');
 
 describe('the lean front end on HTTP/2', () => {
   it('answers GET, HEAD, a 304 and a range from the store as the compatibility path does', async () => {
@@ -128,5 +138,22 @@ describe('the lean front end on HTTP/2', () => {
     );
     assert.equal(post.body.toString(), 'POST /h2-post');
     assert.equal(await h2Hits(), before);
+  });
+
+  it('answers an HTTPS/1.1 hit on the lean front end as node:http does behind TLS', async () => {
+    const path = '/tls-same';
+    for (const c of [lean, node]) {
+      await h1Request(c.httpsPort as number, path);
+      await waitStored(c.cacheDir, `http://a.example.test:${c.httpsPort}${path}`);
+    }
+    const before = await leanCount('hit');
+    const [a, b] = await Promise.all([lean, node].map((c) => h1Request(c.httpsPort as number, path)));
+    assert.match(String(a.headers['cache-status']), /^cuttle; hit/);
+    assert.equal(a.httpVersion, '1.1');
+    assert.deepEqual(a.body, b.body);
+    // The Host differs by the port, and with it the key and the body's echo of nothing: compare the rest.
+    const rest = (h: Record<string, unknown>) => Object.keys(comparable(h)).sort();
+    assert.deepEqual(rest(a.headers), rest(b.headers));
+    assert.equal(await leanCount('hit'), before + 1);
   });
 });
