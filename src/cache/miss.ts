@@ -238,6 +238,12 @@ export function toClient(
   cx.respond.head(txn, res, status, cx.keepTagHeaders ? out : withoutTagFields(out));
   const client = new ClientSink(res);
   if (tee === null) {
+    // A peer's answer kept only by its owner says nothing about the URL: no hit-for-miss mark, so the
+    // next requests here still collapse (and, should the owner fail, this member fetches it once).
+    if (txn.peerNoStore) {
+      fill.end({ result: 'failed', error: null });
+      return client;
+    }
     if (txn.method === 'GET') cx.collapse.notStorable(txn.key);
     fill.end({ result: 'not-storable' });
     return client;

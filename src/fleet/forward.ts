@@ -137,6 +137,8 @@ export class FleetForwarder implements Forwarder {
       }
       if (hop.peer === null) {
         txn.hier = { code: hop.code, server: txn.route?.server ?? '-' };
+        // After a peer failed: the origin's answer is ours to store.
+        txn.peerNoStore = false;
         current = this.direct.fetch(up, exchange);
         return;
       }
