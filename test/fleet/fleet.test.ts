@@ -6,8 +6,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { carpOrder, carpTable } from '../../src/fleet/carp.js';
-import { type Cuttle, type Origin, sleep, startCuttle, startOrigin, viaProxy } from '../helpers/cuttle.js';
-import { fetchedBy, freePorts, peerStatus, pooled, serverList, startFleet } from '../helpers/fleet.js';
+import { type Cuttle, type Origin, sleep, startCuttle, viaProxy } from '../helpers/cuttle.js';
+import {
+  cacheableOrigin,
+  fetchedBy,
+  freePorts,
+  peerStatus,
+  pooled,
+  serverList,
+  startFleet,
+} from '../helpers/fleet.js';
 
 const CONNECT_TIMEOUT_MS = 2000;
 const SITE = 'site.test';
@@ -34,10 +42,7 @@ const fetches = (path: string) => origin.seen.filter((s) => s.url === path).leng
 const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)];
 
 before(async () => {
-  origin = await startOrigin((req, res) => {
-    res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'max-age=600' });
-    res.end(`body of ${req.url}`);
-  });
+  origin = await cacheableOrigin();
   ports = await freePorts(3);
   members = await startFleet(ports, memberArgs);
 });

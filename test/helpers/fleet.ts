@@ -1,6 +1,13 @@
 /** A fleet of cuttle members on loopback for the routing tests: free ports first, then one member each. */
 import { createServer } from 'node:net';
-import { type Cuttle, type CuttleOptions, startCuttle, viaProxy } from './cuttle.js';
+import {
+  type Cuttle,
+  type CuttleOptions,
+  type Origin,
+  startCuttle,
+  startOrigin,
+  viaProxy,
+} from './cuttle.js';
 
 /** `n` ports free right now on 127.0.0.1 (the members need theirs before they start: each lists all). */
 export async function freePorts(n: number): Promise<number[]> {
@@ -58,4 +65,12 @@ export function fetchedBy(via: string | string[] | undefined): string {
   const v = Array.isArray(via) ? via.join(', ') : (via ?? '');
   const last = v.split(',').pop()?.trim() ?? '';
   return last.split(/\s+/)[1] ?? '';
+}
+
+/** An origin whose every answer is `body of <path>`, fresh for ten minutes. */
+export function cacheableOrigin(): Promise<Origin> {
+  return startOrigin((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Cache-Control': 'max-age=600' });
+    res.end(`body of ${req.url}`);
+  });
 }
