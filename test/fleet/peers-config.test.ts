@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { fleetName } from '../../src/fleet/peers.js';
 import { parseSquidConf } from '../../src/squid/conf.js';
+import { parseReport } from '../../src/squid/parse-report.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cuttle-peers-'));
 let n = 0;
@@ -107,6 +108,11 @@ http_access allow all
       [true, false],
     );
     assert.equal(fleetName(c.peers, c.visibleHostname), 'm1');
+    assert.match(
+      parseReport(c),
+      /\ncache peers: m1 \(this member, carp\), m2 \(parent, carp\)\n/,
+      '-k parse',
+    );
   });
 });
 
