@@ -91,6 +91,10 @@ export interface LeanFrontEnd {
 }
 
 const HEAD_END = Buffer.from('\r\n\r\n');
+const CRLF = Buffer.from('\r\n');
+const LF_LF = Buffer.from('\n\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+const EMPTY = Buffer.alloc(0);
 /** Bytes read ahead of a response still going out, before the socket stops reading (pipelining bound). */
 const READ_AHEAD = 64 * 1024;
 
@@ -255,6 +259,11 @@ class LeanConnection {
       // A bodiless head ends at its first empty line; leading empty lines (allowed) are left to node:http.
       if (head === null || !head.eligible || end === -1 || first === 13 || first === 10)
         return this.handOver();
+      // The head's end is found by its CRLF CRLF, which holds because llhttp (strict, no lenient flags)
+      // refuses bare LF line ends on Node 20, 22 and 24. Should one ever pass, the bytes go to node:http
+      // rather than risk misplacing the next request's start (a desync).
+      const bareLf = this.pending.indexOf(LF_LF, this.pos);
+      if (bareLf !== -1 && bareLf < end) return this.handOver();
       const req = new LeanRequest(head, this.socket);
       const res = new LeanResponse(this.socket, head, this.o.idleMs);
       let answered: boolean;
@@ -430,7 +439,8 @@ class LeanResponse extends EventEmitter {
   shouldKeepAlive: boolean;
   keepAlive: boolean;
   private chunked = false;
-  private corked = false;
+  /** The serialised head, held until the body's first bytes or the end (one writev for both). */
+  private head: string | null = null;
   private readonly bodiless: boolean;
   private readonly onSocketClose = () => {
     if (this.writableFinished) return;
@@ -498,38 +508,58 @@ class LeanResponse extends EventEmitter {
         : 'Connection: close\r\n\r\n';
     else head += '\r\n';
     this.headersSent = true;
-    this.socket.cork();
-    this.corked = true;
-    this.socket.write(head, 'latin1');
+    this.head = head;
     return this;
+  }
+
+  /**
+   * Writes `parts` after the head if it is still held, as one batch (one writev); `done` runs once the
+   * last of them is flushed to the kernel.
+   */
+  private send(parts: Buffer[], done?: () => void): boolean {
+    const s = this.socket;
+    const head = this.head;
+    this.head = null;
+    const batch = parts.length + (head === null ? 0 : 1) > 1;
+    if (batch) s.cork();
+    let ok = true;
+    if (head !== null) ok = s.write(head, 'latin1', parts.length === 0 ? done : undefined);
+    for (let i = 0; i < parts.length; i++) ok = s.write(parts[i], i === parts.length - 1 ? done : undefined);
+    if (batch) s.uncork();
+    return ok;
+  }
+
+  /** A body chunk as it goes on the wire: framed when chunked (RFC 9112 §7.1). */
+  private framed(chunk: Buffer, parts: Buffer[]): void {
+    if (!this.chunked) parts.push(chunk);
+    else parts.push(Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'), chunk, CRLF);
   }
 
   write(chunk: Buffer): boolean {
     if (this.destroyed || this.writableEnded) return false;
     if (this.noBody || chunk.length === 0) return true;
-    let ok: boolean;
-    if (this.chunked) {
-      this.socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
-      this.socket.write(chunk);
-      ok = this.socket.write('\r\n', 'latin1');
-    } else ok = this.socket.write(chunk);
-    this.uncork();
+    const parts: Buffer[] = [];
+    this.framed(chunk, parts);
+    const ok = this.send(parts);
     if (!ok) this.socket.once('drain', () => this.emit('drain'));
     return ok;
   }
 
   end(last?: Buffer | string): this {
     if (this.writableEnded || this.destroyed) return this;
-    if (last !== undefined && last.length > 0)
-      this.write(typeof last === 'string' ? Buffer.from(last) : last);
     this.writableEnded = true;
-    this.socket.write(this.chunked ? '0\r\n\r\n' : '', 'latin1', () => {
+    const parts: Buffer[] = [];
+    if (last !== undefined && last.length > 0 && !this.noBody)
+      this.framed(typeof last === 'string' ? Buffer.from(last) : last, parts);
+    if (this.chunked) parts.push(LAST_CHUNK);
+    // Nothing left to send (a body streamed before): an empty write still reports when all is flushed.
+    if (parts.length === 0 && this.head === null) parts.push(EMPTY);
+    this.send(parts, () => {
       this.writableFinished = true;
       this.socket.removeListener('close', this.onSocketClose);
       this.emit('finish');
       this.emit('close');
     });
-    this.uncork();
     this.emit('ended');
     return this;
   }
@@ -540,11 +570,5 @@ class LeanResponse extends EventEmitter {
       this.socket.destroy();
     }
     return this;
-  }
-
-  private uncork(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.socket.uncork();
   }
 }

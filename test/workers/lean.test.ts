@@ -184,6 +184,14 @@ describe('the lean front end', () => {
     assert.equal(r.closed, true);
   });
 
+  it('refuses bare LF line ends after a hit as node:http does, and answers nothing after them', async () => {
+    await stored('/before-lf');
+    const r = await rawExchange(lean.port, `${get('/before-lf')}GET /after-lf HTTP/1.1\nHost: site.test\n\n`);
+    assert.match(r.text, /^HTTP\/1\.1 200 OK[\s\S]*X-Cache: HIT[\s\S]*HTTP\/1\.1 400 /);
+    assert.doesNotMatch(r.text, /after-lf/);
+    assert.equal(r.closed, true);
+  });
+
   it('keeps serving after a client leaves in the middle of a large hit', async () => {
     await stored('/big-abort');
     const sock = connect(lean.port, '127.0.0.1');
