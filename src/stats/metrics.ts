@@ -84,8 +84,11 @@ export interface WorkerGauges {
   /** Client connections open on this worker's server. */
   connections(): Promise<number>;
   tunnels(): number;
-  /** Plain HTTP/1.x requests the lean front end answered, and connections it handed to node:http. */
-  lean(): { hits: number; handovers: number };
+  /**
+   * Plain HTTP/1.x requests the lean front end answered, connections it handed to node:http, and HTTP/2
+   * hits answered on the core stream API.
+   */
+  lean(): { hits: number; handovers: number; h2Hits: number };
 }
 
 export class WorkerMetrics {
@@ -228,7 +231,7 @@ export class WorkerMetrics {
     });
     new Counter({
       name: 'cuttle_lean_front_end_total',
-      help: 'The lean front end: hits it answered itself, and connections it handed over to node:http',
+      help: 'The lean front end: HTTP/1.x hits it answered itself, connections it handed over to node:http, HTTP/2 hits on the core stream API',
       labelNames: ['event'],
       registers,
       collect() {
@@ -236,6 +239,7 @@ export class WorkerMetrics {
         this.reset();
         this.inc({ event: 'hit' }, n.hits);
         this.inc({ event: 'handover' }, n.handovers);
+        this.inc({ event: 'h2-hit' }, n.h2Hits);
       },
     });
     // Event-loop lag, heap, GC, CPU, file descriptors: summed (or averaged, as prom-client says) over workers.

@@ -131,13 +131,17 @@ export function createLeanFrontEnd(o: LeanOptions): LeanFrontEnd {
   };
 }
 
-/** A request head as llhttp reported it, and whether this front end may answer it. */
-interface Head {
+/** What a request shim is made of: the method, target, fields and version. */
+export interface RequestHead {
   method: string;
   url: string;
   raw: string[];
   major: number;
   minor: number;
+}
+
+/** A request head as llhttp reported it, and whether this front end may answer it. */
+interface Head extends RequestHead {
   keepAlive: boolean;
   eligible: boolean;
 }
@@ -368,8 +372,11 @@ const FIRST_WINS = new Set([
   'user-agent',
 ]);
 
-/** What the pipeline reads of a request (IncomingMessage's fields), for a bodiless one. */
-class LeanRequest {
+/**
+ * What the pipeline reads of a request (IncomingMessage's fields), for a bodiless one. `socket` is the
+ * connection's (an HTTP/2 stream's session socket: the client's address for the access rules).
+ */
+export class LeanRequest {
   readonly method: string;
   readonly url: string;
   readonly rawHeaders: string[];
@@ -380,7 +387,7 @@ class LeanRequest {
   private parsed: IncomingHttpHeaders | null = null;
 
   constructor(
-    head: Head,
+    head: RequestHead,
     readonly socket: Socket,
   ) {
     this.method = head.method;

@@ -31,7 +31,7 @@ import type { H2Exchange } from './h2.js';
 import type { HeaderRules, Respond } from './respond.js';
 import type { Routable } from './route.js';
 import type { SelfAnswers } from './self.js';
-import { Transaction } from './transaction.js';
+import { type ClientLink, Transaction } from './transaction.js';
 
 export interface PipelineDeps {
   config: Config;
@@ -89,13 +89,15 @@ export function createPipeline(d: PipelineDeps) {
   }
 
   /**
-   * The lean front end's question (lean.ts): a bodiless GET or HEAD, already framed by llhttp, answered
+   * The lean front ends' question (lean.ts, h2-lean.ts): a bodiless GET or HEAD, already framed, answered
    * from the store when every check passes and a fresh entry is there. False, with nothing written and
    * nothing recorded, for anything else: node:http then gets the request's bytes and runs onRequest.
    */
-  function hit(req: IncomingMessage, res: ServerResponse): boolean {
-    if (d.draining() || http1Malformed(req) !== null) return false;
-    const txn = new Transaction(req);
+  function hit(req: IncomingMessage, res: ServerResponse, h2link?: ClientLink): boolean {
+    // An HTTP/2 stream (h2-lean.ts) is framed by nghttp2 and may omit Host, as in onRequest.
+    const malformed = h2link ? hostError(req.rawHeaders, 0) : http1Malformed(req);
+    if (d.draining() || malformed !== null) return false;
+    const txn = new Transaction(req, h2link);
     if (admit(txn, req).kind !== 'dispatch') return false;
     return serveLocal(cache, txn, res, () => d.finish.track(txn, res));
   }

@@ -41,6 +41,7 @@ import { ClusterStatsClient, type PageReply } from './cluster-stats.js';
 import { ClusterFillClient } from './fill-client.js';
 import { Finish } from './finish.js';
 import { adaptH2, guardSession, sessionIdle } from './h2.js';
+import { leanH2 } from './h2-lean.js';
 import { createLeanFrontEnd, type LeanFrontEnd, leanParser } from './lean.js';
 import { createPipeline, upstreamRequestBuilder } from './pipeline.js';
 import { Respond } from './respond.js';
@@ -102,7 +103,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
             ),
           ).then(([a, b]) => a + b),
         tunnels: (): number => tunnels.open.size,
-        lean: () => lean?.counts ?? { hits: 0, handovers: 0 },
+        lean: () => ({ hits: lean?.counts.hits ?? 0, handovers: lean?.counts.handovers ?? 0, h2Hits }),
       })
     : null;
   const stores =
@@ -209,6 +210,8 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
   if (config.frontEnd === 'lean' && lean === null)
     log.warn('this Node has no llhttp binding for the lean front end: node:http answers every request');
   const listener: NetServer = lean?.server ?? server;
+  /** HTTP/2 hits answered on the core stream API (h2-lean.ts). */
+  let h2Hits = 0;
   server.on('request', (req, res) => onRequest(req, res, false));
   server.timeout = t.read;
   // RFC 9110 §10.1.1: decide on the request before inviting its body.
@@ -331,6 +334,11 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>
         dispatch(req, res, true),
     );
+    // The lean front end's HTTP/2 side: hits on the core stream API, the rest to the handlers above.
+    if (config.frontEnd === 'lean')
+      leanH2(s, pipeline.hit, () => {
+        h2Hits++;
+      });
     // A reverse proxy has no tunnels to offer: CONNECT (either version) is refused with a reason.
     s.on('connect', (req: IncomingMessage | Http2ServerRequest, second: Socket | Http2ServerResponse) => {
       const err = new ProxyError(405, 'ERR_UNSUP_REQ', `CONNECT is not served on the ${port} port`);
