@@ -1,5 +1,4 @@
 /** A fleet of cuttle members on loopback for the routing tests: free ports first, then one member each. */
-import { createServer } from 'node:net';
 import {
   type Cuttle,
   type CuttleOptions,
@@ -8,22 +7,13 @@ import {
   startOrigin,
   viaProxy,
 } from './cuttle.js';
+import { freePort } from './sockets.js';
 
-/** `n` ports free right now on 127.0.0.1 (the members need theirs before they start: each lists all). */
+/** `n` distinct ports free right now on 127.0.0.1 (the members need theirs before they start: each lists all). */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve) => {
-          const s = createServer();
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
 }
 
 /** Starts one member per port, each with `args(port)`. */
