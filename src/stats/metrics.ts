@@ -8,6 +8,7 @@
  * allocating; the unlabelled prom-client counters cost an addition too.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { FleetHooks } from '../fleet/forward.js';
 import { transactionResult } from '../squid/access-log.js';
 import type { FinishObserver, Outcome, Transaction } from '../workers/transaction.js';
 import { type CounterCell, CounterTally, type HistogramCell, HistogramTally } from './tallies.js';
@@ -106,6 +107,9 @@ export class WorkerMetrics {
   private readonly connectTime: Histogram;
   private readonly headerTime: Histogram;
   private readonly writeFailures: Counter;
+  private readonly peerRequests: Counter<'peer'>;
+  private readonly peerFailures: Counter<'peer'>;
+  private readonly peerUp: Gauge<'peer'>;
   readonly top = new TopHits();
 
   constructor(gauges: WorkerGauges) {
@@ -181,6 +185,27 @@ export class WorkerMetrics {
       name: 'cuttle_upstream_response_header_seconds',
       help: "Time from dispatching a request upstream to the response's header section (connect included)",
       buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.peerRequests = new Counter({
+      name: 'cuttle_peer_requests_total',
+      help: 'Requests sent to a cache peer, by peer name',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.peerFailures = new Counter({
+      name: 'cuttle_peer_connect_failures_total',
+      help: 'Connections to a cache peer that failed or timed out, by peer name',
+      labelNames: ['peer'],
+      registers,
+    });
+    // Per worker (each judges a peer by its own connects): the cluster's figure is the lowest, so 1 means
+    // every worker uses the peer.
+    this.peerUp = new Gauge({
+      name: 'cuttle_peer_up',
+      help: 'Whether a cache peer is up (1) or marked down after connect-fail-limit failures (0), by peer name',
+      labelNames: ['peer'],
+      aggregator: 'min',
       registers,
     });
     this.writeFailures = new Counter({
@@ -274,6 +299,15 @@ export class WorkerMetrics {
 
   upstreamHeaders(seconds: number): void {
     this.headerTime.observe(seconds);
+  }
+
+  /** The routing stage's peer events (src/fleet/forward.ts). */
+  peerHooks(): FleetHooks {
+    return {
+      fetched: (peer) => this.peerRequests.labels(peer).inc(),
+      failed: (peer) => this.peerFailures.labels(peer).inc(),
+      state: (peer, up) => this.peerUp.labels(peer).set(up ? 1 : 0),
+    };
   }
 
   writeFailed(): void {

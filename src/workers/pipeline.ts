@@ -9,6 +9,7 @@ import { forwardUnsafe } from '../cache/invalidate.js';
 import { pass } from '../cache/miss.js';
 import { serve, serveLocal } from '../cache/serve.js';
 import type { Config } from '../config/config.js';
+import { fleetName } from '../fleet/peers.js';
 import { accessDenied, invalidRequest, type ProxyError, uriTooLong } from '../http/errors.js';
 import { fieldValue } from '../http/fields.js';
 import {
@@ -46,7 +47,7 @@ export interface PipelineDeps {
 
 export function createPipeline(d: PipelineDeps) {
   const { config, access, respond, self, cache } = d;
-  const name = config.visibleHostname;
+  const name = fleetName(config.peers, config.visibleHostname);
 
   /**
    * recv and access after framing: the client address, the request-target's limits and form, route, the
@@ -201,7 +202,7 @@ export function upstreamRequestBuilder(
   config: Config,
   rules: HeaderRules | null,
 ): (txn: Transaction) => UpstreamRequest {
-  const name = config.visibleHostname;
+  const name = fleetName(config.peers, config.visibleHostname);
   return (txn) => {
     const req = txn.req;
     const raw = req.rawHeaders;

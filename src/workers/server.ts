@@ -21,6 +21,8 @@ import { Collapse } from '../cache/collapse.js';
 import type { CacheContext } from '../cache/context.js';
 import { heuristicRules } from '../cache/freshness-rules.js';
 import type { Config } from '../config/config.js';
+import { createForwarder } from '../fleet/forward.js';
+import { fleetName } from '../fleet/peers.js';
 import { headersTooLarge, invalidRequest, ProxyError, rawErrorResponse, uriTooLong } from '../http/errors.js';
 import { viaEntry } from '../http/forwarding.js';
 import type { Logger } from '../shared/logger.js';
@@ -35,7 +37,6 @@ import type { Stores } from '../store/store.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 import { TLS_VERSIONS, TlsContexts } from '../tls/contexts.js';
 import { Tunnels } from '../tunnel/tunnel.js';
-import { Upstream } from '../upstream/upstream.js';
 import { isClosing } from './closing.js';
 import { ClusterStatsClient, type PageReply } from './cluster-stats.js';
 import { ClusterFillClient } from './fill-client.js';
@@ -85,7 +86,7 @@ export interface ProxyOptions {
 const TOP_REPORTED = 20;
 
 export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}): ProxyServer {
-  const via = viaEntry('1.1', config.visibleHostname, PRODUCT);
+  const via = viaEntry('1.1', fleetName(config.peers, config.visibleHostname), PRODUCT);
   const heuristic = heuristicRules(
     config.heuristicFraction,
     config.heuristicMax / 1000,
@@ -115,14 +116,16 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       log,
       metrics ? () => metrics.writeFailed() : undefined,
     );
-  const upstream = new Upstream(
+  const upstream = createForwarder(
     config,
     log,
     metrics
       ? { connected: (s) => metrics.upstreamConnected(s), headers: (s) => metrics.upstreamHeaders(s) }
       : null,
+    metrics?.peerHooks(),
   );
   const stats = new StatsCounter();
+  if (upstream.peerStats) stats.peers = () => upstream.peerStats?.() ?? [];
   const accessLog = config.accessLog ? openAccessLog(config.accessLog, config.accessLogFormat) : null;
   const finish = new Finish([
     stats.observer,
