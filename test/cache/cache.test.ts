@@ -378,7 +378,9 @@ describe('RFC 5861', () => {
     const r = await get(url);
     assert.equal(r.status, 200);
     assert.equal(r.body.toString(), 'good');
-    assert.match(status(r), /fwd=stale; fwd-status=503; detail="stale-if-error"/);
+    // `collapsed` too when the prime's fill was still registered as under way (a loaded machine): the
+    // request then waited for it before revalidating, which RFC 9211 §2.5 says; what is asserted is the rest.
+    assert.match(status(r), /fwd=stale; fwd-status=503; (collapsed; )?detail="stale-if-error"/);
   });
 
   it('stale-if-error serves the stale response when the origin is unreachable', async () => {
