@@ -229,12 +229,15 @@ async function hitRatio(
 /** The load tool against every member at once over the working set; summed rates, the worst p99. */
 async function hitThroughput(
   members: readonly Instance[],
+  prefix: string,
   paths: readonly string[],
   o: FleetOptions,
   round: number,
   duration: number,
 ): Promise<FleetRun> {
   const perMember = Math.max(1, Math.round(o.connections / members.length));
+  // The load tools check lengths, not hits: the origin says whether any request got past the fleet.
+  const fetchedBefore = await originCount(o.origin, prefix);
   const cpuBefore = members.reduce((a, m) => a + treeCpu(m.pid), 0);
   let peak = 0;
   let peakAnon = 0;
@@ -291,7 +294,7 @@ async function hitThroughput(
     peakRssMb: Math.round(peak / 1e6),
     peakAnonMb: Math.round(peakAnon / 1e6),
     cpuUsPerReq: served > 0 ? (cpu * 1e6) / served : 0,
-    note: `${members.length} members × ${perMember} connections over ${paths.length} URLs`,
+    note: `${members.length} members × ${perMember} connections over ${paths.length} URLs, ${(await originCount(o.origin, prefix)) - fetchedBefore} origin fetches`,
   };
 }
 
@@ -386,9 +389,9 @@ export async function fleetBench(o: FleetOptions): Promise<{ runs: FleetRun[]; t
   await single.stop(); // its CPU is not the fleet's
   const paths = Array.from({ length: urls }, (_, i) => `${fleetPrefix}${i}`);
   // One unmeasured second first: V8 compiles the hot paths during it.
-  await hitThroughput(members, paths, o, 0, 1);
+  await hitThroughput(members, fleetPrefix, paths, o, 0, 1);
   for (let round = 1; round <= o.rounds; round++) {
-    record(await hitThroughput(members, paths, o, round, o.duration));
+    record(await hitThroughput(members, fleetPrefix, paths, o, round, o.duration));
     for (const r of await hopLatency(members, paths, o, round)) record(r);
   }
   return { runs, table: fleetTable(runs) };

@@ -135,8 +135,9 @@ async function loadWrk(opts: LoadOptions): Promise<Figures> {
   // wrk's own percentiles include p99.9 only through a script; the done() hook prints them.
   const script = join(opts.scratchDir, 'wrk.lua');
   const targets = opts.targets ?? [opts.target];
+  // wrk sets wrk.headers["Host"] itself: a field of another case would go out beside it, a second Host.
   const fields = Object.entries(opts.headers ?? {})
-    .map(([k, v]) => `wrk.headers["${k}"] = "${v}"\n`)
+    .map(([k, v]) => `wrk.headers["${k.toLowerCase() === 'host' ? 'Host' : k}"] = "${v}"\n`)
     .join('');
   // One target as wrk.path; several through a request() that takes them in turn.
   const paths =
