@@ -1,7 +1,9 @@
 /** What every step of the cache stage is given, once per worker. */
+
+import type { Forwarder } from '../fleet/forward.js';
 import type { Logger } from '../shared/logger.js';
 import type { Stores } from '../store/store.js';
-import type { Upstream, UpstreamRequest } from '../upstream/upstream.js';
+import type { UpstreamRequest } from '../upstream/upstream.js';
 import type { Respond } from '../workers/respond.js';
 import type { Transaction } from '../workers/transaction.js';
 import type { Collapse } from './collapse.js';
@@ -10,7 +12,8 @@ import type { SetCookiePolicy } from './policy.js';
 
 export interface CacheContext {
   stores: Stores;
-  upstream: Upstream;
+  /** undici, or the fleet's routing stage in front of it (src/fleet/forward.ts). */
+  upstream: Forwarder;
   collapse: Collapse;
   rules: FreshnessRules;
   respond: Respond;

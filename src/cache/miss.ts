@@ -232,11 +232,18 @@ export function toClient(
   const cs = txn.cache as CacheStatus;
   cs.fwdStatus = status;
   txn.upstreamStatus = status;
-  const tee = storing(cx, storingRequest(txn), status, raw, requestTime, cs);
+  // A peer's answer that this member keeps no copy of (proxy-only, a reverse fleet's non-owner).
+  const tee = txn.peerNoStore ? null : storing(cx, storingRequest(txn), status, raw, requestTime, cs);
   const out = responseHeaders(raw, cx.respond.via);
   cx.respond.head(txn, res, status, cx.keepTagHeaders ? out : withoutTagFields(out));
   const client = new ClientSink(res);
   if (tee === null) {
+    // A peer's answer kept only by its owner says nothing about the URL: no hit-for-miss mark, so the
+    // next requests here still collapse (and, should the owner fail, this member fetches it once).
+    if (txn.peerNoStore) {
+      fill.end({ result: 'failed', error: null });
+      return client;
+    }
     if (txn.method === 'GET') cx.collapse.notStorable(txn.key);
     fill.end({ result: 'not-storable' });
     return client;
@@ -321,10 +328,11 @@ export function forward(
   goOn: () => boolean = () => false,
 ): void {
   txn.forwarded = true;
-  const pending = cx.upstream.fetch(up, {
-    ...exchange,
-    onInterim: (status, raw) => cx.respond.interim(txn, res, status, raw),
-  });
+  const pending = cx.upstream.fetch(
+    up,
+    { ...exchange, onInterim: (status, raw) => cx.respond.interim(txn, res, status, raw) },
+    txn,
+  );
   res.once('close', () => {
     if (!res.writableFinished && !goOn()) pending.abort('client closed the connection');
   });

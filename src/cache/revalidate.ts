@@ -185,28 +185,33 @@ export function revalidateInBackground(
       claims.release(key);
     };
     const requestTime = nowSeconds();
-    cx.upstream.fetch(up, {
-      onHead: (status, raw) => {
-        if (status === 304) {
-          void cx.stores.store.update(key, freshened(cx, e, raw, requestTime)).finally(done);
-          return NULL_SINK;
-        }
-        const tee = storing(cx, rq, status, raw, requestTime, {});
-        if (tee === null) {
+    cx.upstream.fetch(
+      up,
+      {
+        onHead: (status, raw) => {
+          if (status === 304) {
+            void cx.stores.store.update(key, freshened(cx, e, raw, requestTime)).finally(done);
+            return NULL_SINK;
+          }
+          const tee = storing(cx, rq, status, raw, requestTime, {});
+          if (tee === null) {
+            done();
+            return NULL_SINK;
+          }
+          // Held until the commit, so requests meanwhile do not start another revalidation.
+          return tee.sink(NULL_SINK, () => done());
+        },
+        onError: (err) => {
           done();
-          return NULL_SINK;
-        }
-        // Held until the commit, so requests meanwhile do not start another revalidation.
-        return tee.sink(NULL_SINK, () => done());
+          const perr = upstreamError(err, up.origin);
+          cx.log.debug(
+            { origin: up.origin, path: up.path, error: perr.squidError },
+            `background fetch: ${perr.message}`,
+          );
+        },
       },
-      onError: (err) => {
-        done();
-        const perr = upstreamError(err, up.origin);
-        cx.log.debug(
-          { origin: up.origin, path: up.path, error: perr.squidError },
-          `background fetch: ${perr.message}`,
-        );
-      },
-    });
+      // The routing stage reads the request's facts; the client's exchange is over by then.
+      txn,
+    );
   });
 }

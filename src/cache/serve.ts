@@ -72,10 +72,7 @@ export function serve(
           txn.outcome = 'swapfail';
           return fetchMiss(cx, txn, res, 'miss', 'stored body missing');
         }
-        recency.touch(found.key);
-        txn.outcome = 'hit';
-        txn.cache = { hit: true, ttl };
-        return deliverStored(cx, txn, res, e, age);
+        return deliverHit(cx, txn, res, found.key, e, age, ttl);
       case 'stale-while-revalidate':
         recency.touch(found.key);
         txn.outcome = 'hit';
@@ -102,6 +99,49 @@ export function serve(
       fetchMiss(cx, txn, res, miss, undefined, fill),
     );
   fetchMiss(cx, txn, res, miss);
+}
+
+/** A fresh (or allowed stale) stored response, whole in the store, to the client: Squid's TCP_HIT. */
+function deliverHit(
+  cx: CacheContext,
+  txn: Transaction,
+  res: ServerResponse,
+  key: string,
+  e: StoredEntry,
+  age: number,
+  ttl: number,
+): void {
+  cx.stores.recency.touch(key);
+  txn.outcome = 'hit';
+  txn.cache = { hit: true, ttl };
+  deliverStored(cx, txn, res, e, age);
+}
+
+/**
+ * The lean front end's hit (workers/lean.ts): answers only what serve() would answer from the store alone,
+ * fresh or allowed stale, with its body whole, and nothing else. False otherwise, before anything is
+ * written, recorded or touched, so the request can start over on the full path. `tracked` runs first
+ * when it answers (the finish hook).
+ */
+export function serveLocal(
+  cx: CacheContext,
+  txn: Transaction,
+  res: ServerResponse,
+  tracked: () => void,
+): boolean {
+  const rd = directivesOf(cx, txn);
+  if (rd.noStore) return false;
+  const store = cx.stores.store;
+  const found = store.lookup(txn.key, txn.req.rawHeaders);
+  if (!('entry' in found)) return false;
+  const e = found.entry;
+  const age = currentAge(e.initialAge, e.responseTime, nowSeconds());
+  const kind = reuse(e.policy, age, rd).kind;
+  if ((kind !== 'fresh' && kind !== 'stale-ok') || !store.bodyComplete(e)) return false;
+  txn.directives = rd;
+  tracked();
+  deliverHit(cx, txn, res, found.key, e, age, e.policy.lifetime - age);
+  return true;
 }
 
 /** Collapsed forwarding is for GET; a client's own no-cache asks for its own answer. */

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isValidClientRule } from '../access/client-rules.js';
 import { SET_COOKIE_POLICIES, type SetCookiePolicy } from '../cache/policy.js';
+import { markSelf, type PeerConfig, peerDefaults, peerFromUrl } from '../fleet/peers.js';
 import type { ForwardedForMode } from '../http/forwarding.js';
 import { parseSquidConf, type SquidSettings } from '../squid/conf.js';
 import { LOG_FORMATS, type LogFormat } from '../squid/log-formats.js';
@@ -69,6 +70,11 @@ export interface Config {
   metrics: boolean;
   /** A separate listener in the primary for /metrics, as exporters have; null for none. */
   metricsPort: number | null;
+  /**
+   * Plain HTTP/1.x: `lean` answers hits on Node's llhttp binding in a raw net server and hands the rest to
+   * node:http (workers/lean.ts); `node` is node:http alone. Lean falls back to node where the binding is missing.
+   */
+  frontEnd: 'lean' | 'node';
   /** Client address rules: `localhost`, `localnet`, `all`, an address or a CIDR. */
   allow: string[];
   /** Ports CONNECT may reach (Squid's SSL_ports). */
@@ -132,6 +138,13 @@ export interface Config {
   accelVhost: boolean;
   /** cachemgr_passwd: a password (or none, disable) per cache manager report. */
   managerPasswords: Record<string, string>;
+  /**
+   * Cache peers (squid.conf cache_peer, `peers` in the JSON config, --peer URL): the routing stage
+   * (src/fleet). The entry that is this member is marked `self` once, here.
+   */
+  peers: PeerConfig[];
+  /** Reverse-mode fleet: keep a copy of what a peer (the URL's owner) answered (--peer-cache-copy). */
+  peerCacheCopy: boolean;
 }
 
 /** Whether the plain HTTP listener runs: always when it is the only one; beside others, unless port is 0. */
@@ -165,6 +178,7 @@ export const DEFAULTS: Config = {
   logFormat: null,
   metrics: true,
   metricsPort: null,
+  frontEnd: 'lean',
   allow: ['localhost', 'localnet'],
   connectPorts: [443],
   visibleHostname: hostname() || 'cuttle',
@@ -202,6 +216,8 @@ export const DEFAULTS: Config = {
   accelSite: null,
   accelVhost: false,
   managerPasswords: {},
+  peers: [],
+  peerCacheCopy: false,
 };
 
 /** Every flag, in the order `--help` shows them. */
@@ -296,6 +312,19 @@ export const FLAGS = {
     type: 'string',
     help: 'also serve /metrics, stats.json and the dashboard on this port, from the primary (default: none)',
   },
+  'front-end': {
+    type: 'string',
+    help: 'plain HTTP/1.x front end: lean (hits answered on llhttp directly, the rest by node:http) or node (node:http alone); default lean, or $CUTTLE_FRONT_END',
+  },
+  peer: {
+    type: 'string',
+    multiple: true,
+    help: 'a member of a cache fleet, http://host:port; repeat for each, this member included (it recognises itself by its port and a local address): requests are routed by cache key with CARP to the owner',
+  },
+  'peer-cache-copy': {
+    type: 'boolean',
+    help: 'reverse-mode fleet: also store here what the owning member answered (default: only the owner stores)',
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
   version: { type: 'boolean', short: 'v', help: 'print the version' },
 } as const;
@@ -352,6 +381,7 @@ export function loadConfig(argv: string[]): CliRequest {
     h2MaxResets: values['h2-max-resets'],
     logLevel: values['log-level'],
     logFormat: values['log-format'],
+    frontEnd: values['front-end'] ?? process.env.CUTTLE_FRONT_END,
     metrics:
       values.metrics === undefined
         ? undefined
@@ -363,6 +393,14 @@ export function loadConfig(argv: string[]): CliRequest {
     metricsPort: values['metrics-port'],
     accessLog: values['access-log'],
     allow: (values.allow as string[] | undefined)?.flatMap((v) => v.split(',')),
+    peers: (values.peer as string[] | undefined)?.map((u) => {
+      try {
+        return peerFromUrl(u);
+      } catch (err) {
+        throw new ConfigError(`flag: --peer: ${(err as Error).message}`);
+      }
+    }),
+    peerCacheCopy: values['peer-cache-copy'],
   };
   const merged: Record<string, unknown> = { ...fromSquid, ...fromFile };
   for (const [k, v] of Object.entries(fromFlags)) if (v !== undefined) merged[k] = v;
@@ -485,6 +523,10 @@ function validate(input: Record<string, unknown>, where: string): Config {
       fail(where, 'metrics', 'expected on or off (true or false in a config file)');
     c.metrics = v.metrics;
   }
+  if (v.frontEnd !== undefined) {
+    if (v.frontEnd !== 'lean' && v.frontEnd !== 'node') fail(where, 'frontEnd', 'expected lean or node');
+    c.frontEnd = v.frontEnd;
+  }
   if (v.metricsPort !== undefined && v.metricsPort !== null)
     c.metricsPort = integer(where, 'metricsPort', v.metricsPort, 0, 65535);
   if (c.metricsPort !== null && !c.metrics) fail(where, 'metricsPort', 'needs metrics on');
@@ -584,6 +626,12 @@ function validate(input: Record<string, unknown>, where: string): Config {
     if (c.port === c.httpsPort && c.port !== 0) fail(where, 'httpsPort', 'must differ from port');
   } else if (c.tls.certificates.length > 0)
     fail(where, 'tls', 'certificates need an HTTPS port (--https-port)');
+  if (v.peers !== undefined) c.peers = validPeers(where, v.peers);
+  if (v.peerCacheCopy !== undefined) {
+    if (typeof v.peerCacheCopy !== 'boolean') fail(where, 'peerCacheCopy', 'expected true or false');
+    c.peerCacheCopy = v.peerCacheCopy;
+  }
+  c.peers = markSelf(c.peers, c.port, c.host);
   if (v.timeouts !== undefined) {
     if (!v.timeouts || typeof v.timeouts !== 'object') fail(where, 'timeouts', 'expected an object');
     for (const [k, t] of Object.entries(v.timeouts as Record<string, unknown>)) {
@@ -621,6 +669,64 @@ function validTls(where: string, v: unknown): Config['tls'] {
     return out;
   });
   return { certificates };
+}
+
+const PEER_KEYS = new Set(Object.keys(peerDefaults('', 0, '')));
+
+/**
+ * `peers`: [{host, port, type?, carp?, weight?, name?, ...}] as PeerConfig names them; the name defaults
+ * to host:port, as --peer names a member, so members on one host differ.
+ */
+function validPeers(where: string, v: unknown): PeerConfig[] {
+  if (!Array.isArray(v)) fail(where, 'peers', 'expected a list of {host, port, type, carp, weight}');
+  const out = v.map((e, i): PeerConfig => {
+    const at = `peers[${i}]`;
+    if (typeof e !== 'object' || e === null || Array.isArray(e))
+      fail(where, at, 'expected {host, port, ...}');
+    const o = e as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!PEER_KEYS.has(k)) fail(where, `${at}.${k}`, 'unknown setting');
+    if (typeof o.host !== 'string' || !o.host) fail(where, `${at}.host`, 'expected a host name or address');
+    const port = integer(where, `${at}.port`, o.port, 1, 65535);
+    const host = o.host.replace(/^\[|\]$/g, '');
+    const p = peerDefaults(host, port, `${host.includes(':') ? `[${host}]` : host}:${port}`);
+    if (o.type !== undefined) {
+      if (o.type !== 'parent' && o.type !== 'sibling')
+        fail(where, `${at}.type`, 'expected parent or sibling');
+      p.type = o.type;
+    }
+    if (o.name !== undefined) {
+      if (typeof o.name !== 'string' || !/^[A-Za-z0-9._:[\]-]+$/.test(o.name))
+        fail(where, `${at}.name`, 'expected a peer name');
+      p.name = o.name;
+    }
+    for (const k of ['carp', 'default', 'noQuery', 'proxyOnly', 'loginPass', 'self'] as const) {
+      if (o[k] === undefined) continue;
+      if (typeof o[k] !== 'boolean') fail(where, `${at}.${k}`, 'expected true or false');
+      p[k] = o[k];
+    }
+    if (o.weight !== undefined) p.weight = integer(where, `${at}.weight`, o.weight, 1, 1_000_000);
+    if (o.connectFailLimit !== undefined)
+      p.connectFailLimit = integer(where, `${at}.connectFailLimit`, o.connectFailLimit, 1, 1_000_000);
+    if (o.connectTimeout !== undefined && o.connectTimeout !== null)
+      p.connectTimeout = converted(where, `${at}.connectTimeout`, o.connectTimeout, parseDuration);
+    if (o.monitorInterval !== undefined)
+      p.monitorInterval = converted(where, `${at}.monitorInterval`, o.monitorInterval, parseDuration);
+    if (o.monitorUrl !== undefined && o.monitorUrl !== null) {
+      if (typeof o.monitorUrl !== 'string' || !/^https?:\/\//.test(o.monitorUrl))
+        fail(where, `${at}.monitorUrl`, 'expected an http(s) URL');
+      p.monitorUrl = o.monitorUrl;
+    }
+    if (p.carp && p.type !== 'parent') fail(where, `${at}.carp`, 'is for parents only');
+    return p;
+  });
+  const names = new Set<string>();
+  for (const p of out) {
+    if (names.has(p.name))
+      fail(where, 'peers', `two peers are named "${p.name}" (give each a distinct name)`);
+    names.add(p.name);
+  }
+  if (out.filter((p) => p.self).length > 1) fail(where, 'peers', 'only one peer can be self');
+  return out;
 }
 
 function validOrigin(where: string, v: unknown): string {

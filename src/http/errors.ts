@@ -63,6 +63,13 @@ export function upstreamError(err: Error & { code?: string }, where: string): Pr
     case 'ECONNRESET':
     case 'EPIPE':
       return new ProxyError(502, 'ERR_ZERO_SIZE_OBJECT', `${where} closed the connection without a response`);
+    case 'CUTTLE_CANNOT_FORWARD':
+      // Squid's answer when peer selection leaves nowhere to go (never_direct, every parent down).
+      return new ProxyError(
+        503,
+        'ERR_CANNOT_FORWARD',
+        `cannot forward the request to ${where}: ${err.message}`,
+      );
     case 'UND_ERR_INVALID_ARG':
       return new ProxyError(400, 'ERR_INVALID_REQ', `the request cannot be forwarded: ${err.message}`);
     case 'UND_ERR_HEADERS_OVERFLOW':

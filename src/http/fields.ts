@@ -18,29 +18,31 @@ const HOP_BY_HOP = new Set([
   'proxy-authenticate',
 ]);
 
-/** RFC 9110 §7.6.1: the field names listed in every `Connection` field (lower-cased). */
-export function connectionOptions(raw: RawHeaders): Set<string> | null {
-  let names: Set<string> | null = null;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
-      for (const token of raw[i + 1].split(',')) {
-        const t = token.trim().toLowerCase();
-        if (!t) continue;
-        names ??= new Set();
-        names.add(t);
-      }
-    }
-  }
-  return names;
-}
-
 /**
  * RFC 9110 §7.6.1: a proxy removes `Connection`, every field it names, and the other hop-by-hop fields
- * before forwarding, in either direction. `drop` removes more fields by lower-case name.
+ * before forwarding, in either direction. `drop` removes more fields by lower-case name. One pass over
+ * the fields (issue #9: this runs for every forwarded head); a second only when `Connection` names a
+ * field that is not hop-by-hop anyway, which is rare (it usually says keep-alive or close).
  */
 export function endToEndHeaders(raw: RawHeaders, drop?: ReadonlySet<string>): RawHeaders {
-  const named = connectionOptions(raw);
-  return filterFields(raw, (name) => !HOP_BY_HOP.has(name) && !named?.has(name) && !drop?.has(name));
+  const out: RawHeaders = [];
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (name === 'connection') {
+      for (const token of raw[i + 1].split(',')) {
+        const t = token.trim().toLowerCase();
+        if (!t || t === 'close' || HOP_BY_HOP.has(t)) continue;
+        named ??= new Set();
+        named.add(t);
+      }
+      continue;
+    }
+    if (!HOP_BY_HOP.has(name) && !drop?.has(name)) out.push(raw[i], raw[i + 1]);
+  }
+  if (named === null) return out;
+  const listed = named;
+  return filterFields(out, (name) => !listed.has(name));
 }
 
 /** The fields whose lower-cased name passes `keep`, in order, duplicates included. */

@@ -7,7 +7,9 @@
  * Every worker appends whole lines to the one file (O_APPEND, one write per buffer of whole lines), so
  * lines from several workers never tear or interleave.
  */
+
 import sonicBoom, { type SonicBoom as SonicBoomClass } from 'sonic-boom';
+import type { HierarchyCode } from '../fleet/select.js';
 
 // sonic-boom is CommonJS: its constructor is the default export, which its types describe as a namespace.
 const SonicBoom = sonicBoom as unknown as typeof SonicBoomClass;
@@ -31,8 +33,11 @@ export interface AccessRecord {
   method: string;
   url: string;
   user: string | null;
-  /** HIER_DIRECT or HIER_NONE, and the server it went to ('-' for none). */
-  hierarchy: 'HIER_DIRECT' | 'HIER_NONE';
+  /**
+   * Squid's hierarchy code (HIER_DIRECT, CARP, FIRSTUP_PARENT, DEFAULT_PARENT, …, HIER_NONE) and the
+   * server it went to ('-' for none): the origin's host, or the peer's.
+   */
+  hierarchy: HierarchyCode;
   server: string;
   contentType: string | null;
   httpVersion: string;
@@ -194,7 +199,9 @@ export function transactionResult(txn: Transaction, complete: boolean): string {
 export function accessLogObserver(out: AccessLog): FinishObserver {
   return (txn, end, bytes, complete) => {
     const req = txn.req;
-    const direct = txn.forwarded && txn.outcome !== 'hit' && txn.error === null;
+    const went = txn.forwarded && txn.outcome !== 'hit' && txn.error === null;
+    // The routing stage names where it went (a peer, or direct); without peers it is always direct.
+    const hier = went ? (txn.hier ?? { code: 'HIER_DIRECT', server: txn.route?.server ?? '-' }) : null;
     out.write({
       end,
       elapsed: end - txn.started,
@@ -205,8 +212,8 @@ export function accessLogObserver(out: AccessLog): FinishObserver {
       method: txn.method,
       url: txn.url,
       user: txn.user,
-      hierarchy: direct ? 'HIER_DIRECT' : 'HIER_NONE',
-      server: direct ? (txn.route?.server ?? '-') : '-',
+      hierarchy: hier?.code ?? 'HIER_NONE',
+      server: hier?.server ?? '-',
       contentType: contentType(txn.fields),
       httpVersion: req.httpVersion,
       referer: req.headers.referer ?? null,

@@ -22,6 +22,7 @@ const REPORTS: Record<string, string> = {
   counters: 'Traffic and Resource Counters',
   utilization: 'Cache Utilization',
   objects: 'All Cache Objects',
+  server_list: 'Peer Cache Statistics',
 };
 
 /** cachemgr_passwd: per report a password, `none` (free) or `disable`; `all` covers the rest. */
@@ -121,6 +122,8 @@ Internal Data Structures:
       }
       return `${lines.join('\n')}\n`;
     }
+    case 'server_list':
+      return serverList(stats);
     case 'objects':
       return `${store.list
         .map(
@@ -133,6 +136,38 @@ Internal Data Structures:
     default:
       return '';
   }
+}
+
+/**
+ * Squid's server_list (neighbors.cc dump_peers), one block per peer with the fields cuttle has: its type
+ * and name, host/http-port/icp-port, flags, status and the fetch and connect-failure counts summed over the
+ * workers. Each worker judges a peer by its own connects: "Down" when every worker has marked it down,
+ * "Up" when none has.
+ */
+export function serverList(stats: ClusterStats): string {
+  const views = stats.workers.map((w) => w.peers ?? []);
+  const first = views.find((v) => v.length > 0);
+  if (!first) return 'There are no neighbors installed.\n';
+  return first
+    .map((p, i) => {
+      const all = views.filter((v) => v.length > i).map((v) => v[i]);
+      const down = all.filter((x) => !x.up).length;
+      const status =
+        down === 0 ? 'Up' : down === all.length ? 'Down' : `Down in ${down} of ${all.length} workers`;
+      const sum = (f: (x: (typeof all)[number]) => number) => all.reduce((a, x) => a + f(x), 0);
+      const type = p.type === 'self' ? 'Self' : p.type === 'parent' ? 'Parent' : 'Sibling';
+      return [
+        '',
+        `${type.padEnd(11)}: ${p.name}`,
+        `Host       : ${p.host}/${p.port}/0`,
+        `Flags      : ${p.flags}`,
+        `Status     : ${status}`,
+        `FETCHES    : ${sum((x) => x.fetches)}`,
+        `CONNECT FAILURES : ${sum((x) => x.connectFailures)}`,
+        '',
+      ].join('\n');
+    })
+    .join('');
 }
 
 export interface ManagerDeps {

@@ -8,6 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { globSync } from 'tinyglobby';
 import { parseAddressSpec } from '../access/client-rules.js';
 import { ConfigError } from '../config/config-error.js';
+import { type PeerConfig, type PeerType, peerDefaults } from '../fleet/peers.js';
 import { FORWARDED_FOR_MODES, type ForwardedForMode } from '../http/forwarding.js';
 import { LOG_FORMATS, type LogFormat } from './log-formats.js';
 
@@ -91,6 +92,20 @@ export interface SquidSettings {
   auth: { passwdFile: string; realm: string; ttlMs: number } | null;
   /** Directives that are recognised but not applied, with their place, listed once at startup. */
   ignored: string[];
+  /** Peer selection: cache_peer_access per peer name, always/never_direct, prefer/nonhierarchical_direct. */
+  routing: RoutingRules;
+}
+
+/** squid.conf's peer selection rules (src/fleet/select.ts applies them). */
+export interface RoutingRules {
+  alwaysDirect: AccessRule[];
+  neverDirect: AccessRule[];
+  /** cache_peer_access lines by peer name. */
+  peerAccess: Record<string, AccessRule[]>;
+  /** prefer_direct (default off): try the origin before the parents. */
+  preferDirect: boolean;
+  /** nonhierarchical_direct (default on): non-hierarchical requests go to the origin. */
+  nonhierarchicalDirect: boolean;
 }
 
 /** Config keys a squid.conf sets, in cuttle's own terms (see config.ts). */
@@ -113,6 +128,7 @@ export interface SquidDerived {
   maxStale?: number;
   httpsPort?: number;
   tls?: { certificates: Array<{ cert: string; key: string }> };
+  peers?: PeerConfig[];
   squid: SquidSettings;
 }
 
@@ -245,7 +261,15 @@ export function parseSquidConf(file: string): SquidDerived {
     accelSite: null,
     accelVhost: true,
     ignored: [],
+    routing: {
+      alwaysDirect: [],
+      neverDirect: [],
+      peerAccess: {},
+      preferDirect: false,
+      nonhierarchicalDirect: true,
+    },
   };
+  const peers: PeerConfig[] = [];
   const d: SquidDerived = { squid: settings };
   const timeouts: Record<string, number> = {};
   let cacheMem: number | undefined;
@@ -436,16 +460,49 @@ export function parseSquidConf(file: string): SquidDerived {
         break;
       }
       case 'cache_peer': {
-        // cache_peer host type http-port icp-port [options]: only an origin server peer is meaningful here.
-        const [host, , httpPort, , ...opts] = a;
-        if (!host || !httpPort || !/^\d+$/.test(httpPort))
-          bad(l, 'expected: cache_peer HOST TYPE HTTP-PORT ICP-PORT [options]');
-        if (!opts.includes('originserver')) {
-          ignore(settings, l);
+        // cache_peer HOSTNAME TYPE HTTP-PORT ICP-PORT [options] (cf.data.pre). An originserver peer is the
+        // accel origin; parent and sibling peers join the routing stage (src/fleet).
+        const [host, type, httpPort, icpPort, ...opts] = a;
+        if (!host || !type || !httpPort || !/^\d+$/.test(httpPort) || !/^\d+$/.test(icpPort ?? ''))
+          bad(l, 'expected: cache_peer HOSTNAME TYPE HTTP-PORT ICP-PORT [options]');
+        if (Number(httpPort) < 1 || Number(httpPort) > 65535) bad(l, `port ${httpPort} is out of range`);
+        if (opts.includes('originserver')) {
+          const tls = opts.includes('tls') || opts.includes('ssl');
+          peerOrigin = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${httpPort}`;
           break;
         }
-        const tls = opts.includes('tls') || opts.includes('ssl');
-        peerOrigin = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${httpPort}`;
+        if (type !== 'parent' && type !== 'sibling')
+          bad(l, `type "${type}" is not supported (parent, sibling, or an originserver peer)`);
+        const p = cachePeer(l, host, type as PeerType, Number(httpPort), opts, settings);
+        if (peers.some((q) => q.name === p.name))
+          bad(l, `a peer named "${p.name}" is defined twice (give each a distinct name=)`);
+        peers.push(p);
+        break;
+      }
+      case 'cache_peer_access': {
+        const [name, action, ...names] = a;
+        if (!name || (action !== 'allow' && action !== 'deny') || names.length === 0)
+          bad(l, 'expected: cache_peer_access PEER-NAME allow|deny ACL...');
+        if (!peers.some((p) => p.name === name)) bad(l, `no cache_peer named "${name}" before this line`);
+        settings.routing.peerAccess[name as string] ??= [];
+        settings.routing.peerAccess[name as string].push(accessRule(l, action as string, names, acls));
+        break;
+      }
+      case 'always_direct':
+      case 'never_direct': {
+        const [action, ...names] = a;
+        if ((action !== 'allow' && action !== 'deny') || names.length === 0)
+          bad(l, 'expected: allow|deny ACL...');
+        const list =
+          l.name === 'always_direct' ? settings.routing.alwaysDirect : settings.routing.neverDirect;
+        list.push(accessRule(l, action as string, names, acls));
+        break;
+      }
+      case 'prefer_direct':
+      case 'nonhierarchical_direct': {
+        if (a[0] !== 'on' && a[0] !== 'off') bad(l, 'expected on or off');
+        if (l.name === 'prefer_direct') settings.routing.preferDirect = a[0] === 'on';
+        else settings.routing.nonhierarchicalDirect = a[0] === 'on';
         break;
       }
       case 'cache_dir': {
@@ -545,7 +602,82 @@ export function parseSquidConf(file: string): SquidDerived {
   if ([...acls.values()].some((a) => a.type === 'proxy_auth') && !settings.auth)
     throw new ConfigError(`${path}: proxy_auth ACLs need auth_param basic program … FILE`);
   settings.acls = [...acls.values()];
+  if (peers.length > 0) d.peers = peers;
   return d;
+}
+
+/** An allow|deny line over defined ACLs (http_access's shape, for the routing directives). */
+function accessRule(l: SquidLine, action: string, names: string[], acls: Map<string, AclDef>): AccessRule {
+  for (const n of names)
+    if (!acls.has(n.replace(/^!/, ''))) bad(l, `ACL "${n.replace(/^!/, '')}" is not defined`);
+  return { allow: action === 'allow', acls: names, where: where(l) };
+}
+
+/** cache_peer options cuttle applies; the others (ICP, digests, TLS to peers, …) are listed as ignored. */
+const IGNORED_PEER_OPTION = /^[a-z-]+(=.*)?$/;
+
+function cachePeer(
+  l: SquidLine,
+  host: string,
+  type: PeerType,
+  port: number,
+  opts: string[],
+  settings: SquidSettings,
+): PeerConfig {
+  const p = peerDefaults(host.replace(/^\[|\]$/g, ''), port, host);
+  p.type = type;
+  const positive = (o: string, v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < 1) bad(l, `${o}: expected a whole number of 1 or more`);
+    return Number(v);
+  };
+  for (const o of opts) {
+    const eq = o.indexOf('=');
+    const [k, v] = eq < 0 ? [o, ''] : [o.slice(0, eq), o.slice(eq + 1)];
+    switch (k) {
+      case 'carp':
+        p.carp = true;
+        break;
+      case 'default':
+        p.default = true;
+        break;
+      case 'no-query':
+        p.noQuery = true;
+        break;
+      case 'proxy-only':
+        p.proxyOnly = true;
+        break;
+      case 'weight':
+        p.weight = positive(k, v);
+        break;
+      case 'name':
+        if (!/^[A-Za-z0-9._:-]+$/.test(v)) bad(l, `name=: "${v}" is not a valid peer name`);
+        p.name = v;
+        break;
+      case 'login':
+        // Only PASS is applied: credentials written in squid.conf (login=user:pass) are not sent.
+        if (v === 'PASS') p.loginPass = true;
+        else settings.ignored.push(`cache_peer option login=${v === '' ? '' : '…'} (${where(l)})`);
+        break;
+      case 'connect-timeout':
+        p.connectTimeout = duration({ ...l, args: [v] });
+        break;
+      case 'connect-fail-limit':
+        p.connectFailLimit = positive(k, v);
+        break;
+      case 'monitorurl':
+        if (!/^https?:\/\//.test(v)) bad(l, `monitorurl=: expected an http(s) URL, got "${v}"`);
+        p.monitorUrl = v;
+        break;
+      case 'monitorinterval':
+        p.monitorInterval = positive(k, v) * 1000;
+        break;
+      default:
+        if (!IGNORED_PEER_OPTION.test(o)) bad(l, `"${o}" is not a cache_peer option`);
+        settings.ignored.push(`cache_peer option ${o} (${where(l)})`);
+    }
+  }
+  if (type === 'sibling' && p.carp) bad(l, 'carp is for parents only');
+  return p;
 }
 
 function validateAclValues(l: SquidLine, type: AclType, values: string[]): void {

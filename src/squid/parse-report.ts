@@ -10,6 +10,16 @@ export function parseReport(config: Config): string {
   const lines = [
     `${sq?.file}: OK. ${mode} on ${config.host}:${config.port}${config.httpsPort === null ? '' : ` (HTTPS on ${config.httpsPort})`}, ${config.workers} workers, cache ${config.cacheDir} ` +
       `(${Math.round(config.cacheSize / 1024 ** 2)} MB), ${sq?.acls.length} ACLs, ${sq?.httpAccess.length} http_access lines`,
+    ...(config.peers.length === 0
+      ? []
+      : [
+          `cache peers: ${config.peers
+            .map(
+              (p) =>
+                `${p.name} (${p.self ? 'this member' : p.type}${p.carp ? ', carp' : ''}${p.weight === 1 ? '' : `, weight=${p.weight}`})`,
+            )
+            .join(', ')}`,
+        ]),
     ...ignoredDirectives(config).map((i) => `ignored: ${i}`),
   ];
   return `${lines.join('\n')}\n`;

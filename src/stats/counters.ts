@@ -26,6 +26,20 @@ export interface WorkerStats {
   timesHit: number[];
   timesMiss: number[];
   rssBytes: number;
+  /** This worker's view of the cache peers (server_list), when it has any. */
+  peers?: PeerStat[];
+}
+
+/** One cache peer as a worker sees it: what Squid's server_list shows. */
+export interface PeerStat {
+  name: string;
+  host: string;
+  port: number;
+  type: string;
+  flags: string;
+  up: boolean;
+  fetches: number;
+  connectFailures: number;
 }
 
 export interface ClusterStats {
@@ -57,6 +71,8 @@ export class StatsCounter {
     rssBytes: 0,
   };
   private readonly clients = new Set<string>();
+  /** The routing stage's peers, read at each snapshot. */
+  peers: (() => PeerStat[]) | null = null;
 
   /** One finished request; cheap, as it runs for every request. */
   record(
@@ -100,7 +116,12 @@ export class StatsCounter {
   };
 
   snapshot(): WorkerStats {
-    return { ...this.s, clients: [...this.clients], rssBytes: process.memoryUsage.rss() };
+    return {
+      ...this.s,
+      clients: [...this.clients],
+      rssBytes: process.memoryUsage.rss(),
+      ...(this.peers ? { peers: this.peers() } : {}),
+    };
   }
 }
 

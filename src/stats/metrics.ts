@@ -8,6 +8,7 @@
  * allocating; the unlabelled prom-client counters cost an addition too.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { FleetHooks } from '../fleet/forward.js';
 import { transactionResult } from '../squid/access-log.js';
 import type { FinishObserver, Outcome, Transaction } from '../workers/transaction.js';
 import { type CounterCell, CounterTally, type HistogramCell, HistogramTally } from './tallies.js';
@@ -83,6 +84,11 @@ export interface WorkerGauges {
   /** Client connections open on this worker's server. */
   connections(): Promise<number>;
   tunnels(): number;
+  /**
+   * Plain HTTP/1.x requests the lean front end answered, connections it handed to node:http, and HTTP/2
+   * hits answered on the core stream API.
+   */
+  lean(): { hits: number; handovers: number; h2Hits: number };
 }
 
 export class WorkerMetrics {
@@ -101,6 +107,9 @@ export class WorkerMetrics {
   private readonly connectTime: Histogram;
   private readonly headerTime: Histogram;
   private readonly writeFailures: Counter;
+  private readonly peerRequests: Counter<'peer'>;
+  private readonly peerFailures: Counter<'peer'>;
+  private readonly peerUp: Gauge<'peer'>;
   readonly top = new TopHits();
 
   constructor(gauges: WorkerGauges) {
@@ -178,6 +187,27 @@ export class WorkerMetrics {
       buckets: DURATION_BUCKETS,
       registers,
     });
+    this.peerRequests = new Counter({
+      name: 'cuttle_peer_requests_total',
+      help: 'Requests sent to a cache peer, by peer name',
+      labelNames: ['peer'],
+      registers,
+    });
+    this.peerFailures = new Counter({
+      name: 'cuttle_peer_connect_failures_total',
+      help: 'Connections to a cache peer that failed or timed out, by peer name',
+      labelNames: ['peer'],
+      registers,
+    });
+    // Per worker (each judges a peer by its own connects): the cluster's figure is the lowest, so 1 means
+    // every worker uses the peer.
+    this.peerUp = new Gauge({
+      name: 'cuttle_peer_up',
+      help: 'Whether a cache peer is up (1) or marked down after connect-fail-limit failures (0), by peer name',
+      labelNames: ['peer'],
+      aggregator: 'min',
+      registers,
+    });
     this.writeFailures = new Counter({
       name: 'cuttle_cache_write_failures_total',
       help: 'Cache writes that failed (disk or map full); the response was served but not stored',
@@ -197,6 +227,19 @@ export class WorkerMetrics {
       registers,
       collect() {
         this.set(gauges.tunnels());
+      },
+    });
+    new Counter({
+      name: 'cuttle_lean_front_end_total',
+      help: 'The lean front end: HTTP/1.x hits it answered itself, connections it handed over to node:http, HTTP/2 hits on the core stream API',
+      labelNames: ['event'],
+      registers,
+      collect() {
+        const n = gauges.lean();
+        this.reset();
+        this.inc({ event: 'hit' }, n.hits);
+        this.inc({ event: 'handover' }, n.handovers);
+        this.inc({ event: 'h2-hit' }, n.h2Hits);
       },
     });
     // Event-loop lag, heap, GC, CPU, file descriptors: summed (or averaged, as prom-client says) over workers.
@@ -256,6 +299,15 @@ export class WorkerMetrics {
 
   upstreamHeaders(seconds: number): void {
     this.headerTime.observe(seconds);
+  }
+
+  /** The routing stage's peer events (src/fleet/forward.ts). */
+  peerHooks(): FleetHooks {
+    return {
+      fetched: (peer) => this.peerRequests.labels(peer).inc(),
+      failed: (peer) => this.peerFailures.labels(peer).inc(),
+      state: (peer, up) => this.peerUp.labels(peer).set(up ? 1 : 0),
+    };
   }
 
   writeFailed(): void {

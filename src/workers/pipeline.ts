@@ -7,9 +7,10 @@ import type { Access, Destination } from '../access/access.js';
 import type { CacheContext } from '../cache/context.js';
 import { forwardUnsafe } from '../cache/invalidate.js';
 import { pass } from '../cache/miss.js';
-import { serve } from '../cache/serve.js';
+import { serve, serveLocal } from '../cache/serve.js';
 import type { Config } from '../config/config.js';
-import { accessDenied, invalidRequest, uriTooLong } from '../http/errors.js';
+import { fleetName } from '../fleet/peers.js';
+import { accessDenied, invalidRequest, type ProxyError, uriTooLong } from '../http/errors.js';
 import { fieldValue } from '../http/fields.js';
 import {
   appendVia,
@@ -30,7 +31,7 @@ import type { H2Exchange } from './h2.js';
 import type { HeaderRules, Respond } from './respond.js';
 import type { Routable } from './route.js';
 import type { SelfAnswers } from './self.js';
-import { Transaction } from './transaction.js';
+import { type ClientLink, Transaction } from './transaction.js';
 
 export interface PipelineDeps {
   config: Config;
@@ -46,10 +47,63 @@ export interface PipelineDeps {
 
 export function createPipeline(d: PipelineDeps) {
   const { config, access, respond, self, cache } = d;
-  const name = config.visibleHostname;
+  const name = fleetName(config.peers, config.visibleHostname);
+
+  /**
+   * recv and access after framing: the client address, the request-target's limits and form, route, the
+   * access rules that look at the destination, loops and Max-Forwards. Decides without answering, so the
+   * lean front end (lean.ts) can run the same checks and hand anything but a hit to node:http untouched.
+   */
+  function admit(txn: Transaction, req: IncomingMessage): Admitted {
+    const denied = access.client(txn);
+    if (denied) return { kind: 'error', error: denied };
+    if (txn.url.length > config.maxUrlLength)
+      return { kind: 'error', error: uriTooLong(config.maxUrlLength) };
+    const target = parseTarget(txn.url);
+    const report = self.managerReport(target);
+    if (report !== null) return { kind: 'manage', report };
+    const page = self.internalPage(target);
+    if (page !== null) return { kind: 'internal', page };
+    if (target.form === 'invalid') return { kind: 'error', error: invalidRequest(target.reason) };
+    if (target.form === 'asterisk') {
+      if (txn.method === 'OPTIONS') return { kind: 'options' };
+      return { kind: 'error', error: invalidRequest('the asterisk-form target is for OPTIONS only') };
+    }
+    // route, then the access rules that look at the destination.
+    const unroutable = d.route(txn, target);
+    if (unroutable) return { kind: 'error', error: unroutable };
+    if (access.checksRequests) {
+      const refused = access.request(txn, destination(txn));
+      if (refused) return { kind: 'error', error: refused };
+    }
+    const raw = req.rawHeaders;
+    if (isForwardingLoop(fieldValue(raw, 'via'), name))
+      return {
+        kind: 'error',
+        error: accessDenied(`forwarding loop detected: the request already passed ${name}`),
+      };
+    const mf = maxForwards(txn.method, fieldValue(raw, 'max-forwards'));
+    if (mf.answer) return { kind: txn.method === 'OPTIONS' ? 'options' : 'trace' };
+    txn.maxForwards = mf.forward;
+    return { kind: 'dispatch' };
+  }
+
+  /**
+   * The lean front ends' question (lean.ts, h2-lean.ts): a bodiless GET or HEAD, already framed, answered
+   * from the store when every check passes and a fresh entry is there. False, with nothing written and
+   * nothing recorded, for anything else: node:http then gets the request's bytes and runs onRequest.
+   */
+  function hit(req: IncomingMessage, res: ServerResponse, h2link?: ClientLink): boolean {
+    // An HTTP/2 stream (h2-lean.ts) is framed by nghttp2 and may omit Host, as in onRequest.
+    const malformed = h2link ? hostError(req.rawHeaders, 0) : http1Malformed(req);
+    if (d.draining() || malformed !== null) return false;
+    const txn = new Transaction(req, h2link);
+    if (admit(txn, req).kind !== 'dispatch') return false;
+    return serveLocal(cache, txn, res, () => d.finish.track(txn, res));
+  }
 
   /** `h2`: the request came on an HTTP/2 stream (workers/h2.ts adapted it). */
-  return function onRequest(
+  function onRequest(
     req: IncomingMessage,
     res: ServerResponse,
     expectsContinue: boolean,
@@ -72,9 +126,7 @@ export function createPipeline(d: PipelineDeps) {
       ? h2.error === null
         ? hostError(raw, 0)
         : invalidRequest(h2.error)
-      : (versionError(req.httpVersionMajor, req.httpVersionMinor) ??
-        framingError(raw) ??
-        hostError(raw, req.httpVersionMinor));
+      : http1Malformed(req);
     if (malformed) return respond.error(txn, res, malformed);
     // RFC 9112 §6.1: chunked in an HTTP/1.0 request means the framing may be faulty: close after answering.
     if (!h2 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
@@ -82,37 +134,19 @@ export function createPipeline(d: PipelineDeps) {
       markClosing(req.socket);
     }
 
-    // recv and access: the client address, the request-target's limits and form.
-    const denied = access.client(txn);
-    if (denied) return respond.error(txn, res, denied);
-    if (txn.url.length > config.maxUrlLength) return respond.error(txn, res, uriTooLong(config.maxUrlLength));
-    const target = parseTarget(txn.url);
-    const report = self.managerReport(target);
-    if (report !== null) return self.manage(txn, res, report);
-    const page = self.internalPage(target);
-    if (page !== null) return self.internal(txn, res, page);
-    if (target.form === 'invalid') return respond.error(txn, res, invalidRequest(target.reason));
-    if (target.form === 'asterisk') {
-      if (txn.method === 'OPTIONS') return self.options(txn, res);
-      return respond.error(txn, res, invalidRequest('the asterisk-form target is for OPTIONS only'));
+    const checked = admit(txn, req);
+    switch (checked.kind) {
+      case 'error':
+        return respond.error(txn, res, checked.error);
+      case 'manage':
+        return self.manage(txn, res, checked.report);
+      case 'internal':
+        return self.internal(txn, res, checked.page);
+      case 'options':
+        return self.options(txn, res);
+      case 'trace':
+        return self.trace(txn, res);
     }
-
-    // route, then the access rules that look at the destination.
-    const unroutable = d.route(txn, target);
-    if (unroutable) return respond.error(txn, res, unroutable);
-    if (access.checksRequests) {
-      const refused = access.request(txn, destination(txn));
-      if (refused) return respond.error(txn, res, refused);
-    }
-    if (isForwardingLoop(fieldValue(raw, 'via'), name))
-      return respond.error(
-        txn,
-        res,
-        accessDenied(`forwarding loop detected: the request already passed ${name}`),
-      );
-    const mf = maxForwards(txn.method, fieldValue(raw, 'max-forwards'));
-    if (mf.answer) return txn.method === 'OPTIONS' ? self.options(txn, res) : self.trace(txn, res);
-    txn.maxForwards = mf.forward;
     if (expectsContinue) res.writeContinue();
 
     // dispatch
@@ -128,7 +162,25 @@ export function createPipeline(d: PipelineDeps) {
       default:
         return forwardUnsafe(cache, txn, res);
     }
-  };
+  }
+
+  return { onRequest, hit };
+}
+
+type Admitted =
+  | { kind: 'dispatch' | 'options' | 'trace' }
+  | { kind: 'error'; error: ProxyError }
+  | { kind: 'manage'; report: NonNullable<ReturnType<SelfAnswers['managerReport']>> }
+  | { kind: 'internal'; page: NonNullable<ReturnType<SelfAnswers['internalPage']>> };
+
+/** RFC 9112: an HTTP/1.x request's version, framing (§6) and Host (§3.2), checked before anything else. */
+function http1Malformed(req: IncomingMessage): ProxyError | null {
+  const raw = req.rawHeaders;
+  return (
+    versionError(req.httpVersionMajor, req.httpVersionMinor) ??
+    framingError(raw) ??
+    hostError(raw, req.httpVersionMinor)
+  );
 }
 
 /** The destination as access rules see it: in reverse mode the site the client named (Squid's vhost). */
@@ -150,7 +202,7 @@ export function upstreamRequestBuilder(
   config: Config,
   rules: HeaderRules | null,
 ): (txn: Transaction) => UpstreamRequest {
-  const name = config.visibleHostname;
+  const name = fleetName(config.peers, config.visibleHostname);
   return (txn) => {
     const req = txn.req;
     const raw = req.rawHeaders;

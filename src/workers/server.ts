@@ -15,11 +15,14 @@ import {
   type Http2ServerResponse,
   type Http2Session,
 } from 'node:http2';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Collapse } from '../cache/collapse.js';
 import type { CacheContext } from '../cache/context.js';
 import { heuristicRules } from '../cache/freshness-rules.js';
 import type { Config } from '../config/config.js';
+import { createForwarder } from '../fleet/forward.js';
+import { fleetName } from '../fleet/peers.js';
 import { headersTooLarge, invalidRequest, ProxyError, rawErrorResponse, uriTooLong } from '../http/errors.js';
 import { viaEntry } from '../http/forwarding.js';
 import type { Logger } from '../shared/logger.js';
@@ -34,12 +37,13 @@ import type { Stores } from '../store/store.js';
 import type { TlsMaterial } from '../tls/certificates.js';
 import { TLS_VERSIONS, TlsContexts } from '../tls/contexts.js';
 import { Tunnels } from '../tunnel/tunnel.js';
-import { Upstream } from '../upstream/upstream.js';
 import { isClosing } from './closing.js';
 import { ClusterStatsClient, type PageReply } from './cluster-stats.js';
 import { ClusterFillClient } from './fill-client.js';
 import { Finish } from './finish.js';
 import { adaptH2, guardSession, sessionIdle } from './h2.js';
+import { leanH2 } from './h2-lean.js';
+import { createLeanFrontEnd, type LeanFrontEnd, leanParser } from './lean.js';
 import { createPipeline, upstreamRequestBuilder } from './pipeline.js';
 import { Respond } from './respond.js';
 import { createRouter } from './route.js';
@@ -47,7 +51,10 @@ import { SelfAnswers } from './self.js';
 import type { FinishObserver } from './transaction.js';
 
 export interface ProxyServer {
+  /** node:http: the full path for plain HTTP/1.x. */
   server: Server;
+  /** What listens for plain HTTP/1.x: the lean front end's net server, or `server` itself. */
+  listener: NetServer;
   /** The HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN) when TLS material was given. */
   secure: Http2SecureServer | null;
   /** The h2c listener (cleartext HTTP/2, prior knowledge), with `h2cPort`. */
@@ -79,7 +86,7 @@ export interface ProxyOptions {
 const TOP_REPORTED = 20;
 
 export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}): ProxyServer {
-  const via = viaEntry('1.1', config.visibleHostname, PRODUCT);
+  const via = viaEntry('1.1', fleetName(config.peers, config.visibleHostname), PRODUCT);
   const heuristic = heuristicRules(
     config.heuristicFraction,
     config.heuristicMax / 1000,
@@ -92,11 +99,12 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     ? new WorkerMetrics({
         connections: () =>
           Promise.all(
-            [server, secure, cleartext].map(
+            [listener, secure, cleartext].map(
               (s) => new Promise<number>((r) => (s ? s.getConnections((err, n) => r(err ? 0 : n)) : r(0))),
             ),
           ).then(([a, b]) => a + b),
         tunnels: (): number => tunnels.open.size,
+        lean: () => ({ hits: lean?.counts.hits ?? 0, handovers: lean?.counts.handovers ?? 0, h2Hits }),
       })
     : null;
   const stores =
@@ -108,14 +116,16 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       log,
       metrics ? () => metrics.writeFailed() : undefined,
     );
-  const upstream = new Upstream(
+  const upstream = createForwarder(
     config,
     log,
     metrics
       ? { connected: (s) => metrics.upstreamConnected(s), headers: (s) => metrics.upstreamHeaders(s) }
       : null,
+    metrics?.peerHooks(),
   );
   const stats = new StatsCounter();
+  if (upstream.peerStats) stats.peers = () => upstream.peerStats?.() ?? [];
   const accessLog = config.accessLog ? openAccessLog(config.accessLog, config.accessLogFormat) : null;
   const finish = new Finish([
     stats.observer,
@@ -159,7 +169,8 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     keepAliveTimeout: t.clientIdle,
     connectionsCheckingInterval: Math.max(100, Math.min(1000, t.clientHeaders / 2)),
   });
-  const port = () => (server.address() as { port?: number } | null)?.port;
+  // The port this worker serves plain HTTP on: the lean front end's when it listens, else node:http's.
+  const port = () => ((listener.address() ?? server.address()) as { port?: number } | null)?.port;
   const self = new SelfAnswers(
     config,
     respond,
@@ -175,7 +186,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     port,
     cluster,
   );
-  const onRequest = createPipeline({
+  const pipeline = createPipeline({
     config,
     access,
     route: createRouter(config),
@@ -185,6 +196,23 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     cache,
     draining: () => draining,
   });
+  const onRequest = pipeline.onRequest;
+  const lean: LeanFrontEnd | null =
+    config.frontEnd === 'lean' && leanParser() !== null
+      ? createLeanFrontEnd({
+          http: server,
+          hit: pipeline.hit,
+          maxHeaderSize: config.maxHeaderSize,
+          idleMs: t.clientIdle,
+          readMs: t.read,
+          log,
+        })
+      : null;
+  if (config.frontEnd === 'lean' && lean === null)
+    log.warn('this Node has no llhttp binding for the lean front end: node:http answers every request');
+  const listener: NetServer = lean?.server ?? server;
+  /** HTTP/2 hits answered on the core stream API (h2-lean.ts). */
+  let h2Hits = 0;
   server.on('request', (req, res) => onRequest(req, res, false));
   server.timeout = t.read;
   // RFC 9110 §10.1.1: decide on the request before inviting its body.
@@ -283,6 +311,19 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       log.debug({ client: socket.remoteAddress, code: err.code }, `TLS handshake failed: ${err.message}`),
     );
     serveHttp2(s, 'HTTPS');
+    // HTTPS/1.1 hits on the lean front end too: a connection that did not choose h2 goes to it first,
+    // and what it does not answer goes on to node:http2's own handling of HTTP/1.1 (allowHTTP1).
+    if (lean) {
+      const front = lean;
+      const handlers = s.listeners('secureConnection') as Array<(socket: Socket) => void>;
+      const handOver = (socket: Socket) => {
+        for (const h of handlers) Reflect.apply(h, s, [socket]);
+      };
+      s.removeAllListeners('secureConnection');
+      s.on('secureConnection', (socket: TLSSocket) =>
+        socket.alpnProtocol === 'h2' ? handOver(socket) : front.adopt(socket, handOver),
+      );
+    }
     return s;
   }
 
@@ -307,6 +348,11 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) =>
         dispatch(req, res, true),
     );
+    // The lean front end's HTTP/2 side: hits on the core stream API, the rest to the handlers above.
+    if (config.frontEnd === 'lean')
+      leanH2(s, pipeline.hit, () => {
+        h2Hits++;
+      });
     // A reverse proxy has no tunnels to offer: CONNECT (either version) is refused with a reason.
     s.on('connect', (req: IncomingMessage | Http2ServerRequest, second: Socket | Http2ServerResponse) => {
       const err = new ProxyError(405, 'ERR_UNSUP_REQ', `CONNECT is not served on the ${port} port`);
@@ -373,6 +419,11 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
         serverClosed = true;
       });
     };
+    let leanClosed = !lean?.server.listening;
+    if (lean?.server.listening)
+      lean.server.close(() => {
+        leanClosed = true;
+      });
     if (server.listening) closeServer();
     else serverClosed = true;
     if (secure?.listening)
@@ -382,10 +433,17 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
     else secureClosed = true;
     // HTTP/2: GOAWAY; streams under way finish, new ones go to another worker on a new connection.
     for (const s of sessions) s.close();
-    const closed = () => serverClosed && secureClosed && cleartextClosed && tunnels.open.size === 0;
+    const closed = () =>
+      serverClosed &&
+      leanClosed &&
+      secureClosed &&
+      cleartextClosed &&
+      tunnels.open.size === 0 &&
+      (lean?.open ?? 0) === 0;
     const until = Date.now() + deadlineMs;
     // Keep-alive connections go as soon as they are idle; busy ones get `Connection: close` on their response.
     while (!closed() && Date.now() < until) {
+      lean?.closeIdle();
       server.closeIdleConnections();
       (secure as unknown as Server | null)?.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
@@ -396,6 +454,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
         'shutdown deadline reached: closing the remaining connections',
       );
       server.closeAllConnections();
+      lean?.destroyAll();
       // node:http2 has closeIdleConnections for its HTTP/1.1 connections but not this one; node:http's works.
       if (secure) Server.prototype.closeAllConnections.call(secure as unknown as Server);
       for (const s of sessions) s.destroy();
@@ -409,6 +468,7 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
 
   return {
     server,
+    listener,
     secure,
     cleartext,
     updateTls,

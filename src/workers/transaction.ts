@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RequestFacts } from '../access/access.js';
 import type { CacheStatus } from '../cache/cache-status.js';
 import type { RequestDirectives } from '../cache/policy.js';
+import type { HierarchyCode } from '../fleet/select.js';
 import type { ProxyError } from '../http/errors.js';
 import type { RawHeaders } from '../http/fields.js';
 
@@ -82,6 +83,10 @@ export class Transaction {
   collapsed = false;
   /** The request went to a server (Squid's HIER_DIRECT). */
   forwarded = false;
+  /** Where the routing stage sent it (src/fleet): Squid's hierarchy code and the server's host. */
+  hier: { code: HierarchyCode; server: string } | null = null;
+  /** A peer answered and this member keeps no copy (proxy-only, or a reverse fleet's non-owner). */
+  peerNoStore = false;
   /** The answer cuttle made itself because something failed or was refused. */
   error: ProxyError | null = null;
   /** Status and header section sent to the client (after reply rules). */

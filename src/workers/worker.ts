@@ -107,7 +107,7 @@ function listen(server: Server, port: number): Promise<{ address: string; port: 
 }
 // Beside HTTPS or h2c, port 0 means no plain listener.
 const [plain, https, h2c] = await Promise.all([
-  plainListener(config) ? listen(proxy.server, config.port) : undefined,
+  plainListener(config) ? listen(proxy.listener, config.port) : undefined,
   proxy.secure && config.httpsPort !== null ? listen(proxy.secure, config.httpsPort) : undefined,
   proxy.cleartext && config.h2cPort !== null ? listen(proxy.cleartext, config.h2cPort) : undefined,
 ]);

@@ -1,5 +1,6 @@
 /** Which process holds a TCP connection (Linux /proc), for tests that kill the worker doing something. */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { createServer } from 'node:net';
 
 /** The pid among `pids` holding the TCP socket whose local port is `port`, or null. */
 export function pidOfLocalPort(pids: number[], port: number): number | null {
@@ -33,4 +34,14 @@ export function pidOfLocalPort(pids: number[], port: number): number | null {
     }
   }
   return null;
+}
+
+/** A free port on 127.0.0.1: for a listener that must have a fixed port beside another (0 would mean none). */
+export function freePort(): Promise<number> {
+  return new Promise<number>((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
 }

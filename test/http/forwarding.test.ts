@@ -45,6 +45,11 @@ describe('RFC 9110 §7.6.1 hop-by-hop fields', () => {
     assert.deepEqual(endToEndHeaders(raw), ['C', '3']);
   });
 
+  it('removes a field the Connection field names even when it comes first, and the drop list', () => {
+    const raw = ['X-Hop', '1', 'Keep', 'me', 'Connection', 'close, X-Hop', 'Server', 's'];
+    assert.deepEqual(endToEndHeaders(raw, new Set(['server'])), ['Keep', 'me']);
+  });
+
   it('keeps duplicate end-to-end fields in order', () => {
     const raw = ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'];
     assert.deepEqual(endToEndHeaders(raw), raw);

@@ -15,6 +15,7 @@ import {
   viaProxy,
   waitStored,
 } from '../helpers/cuttle.js';
+import { freePort } from '../helpers/sockets.js';
 import { h2Request } from '../helpers/tls.js';
 
 let origin: Origin;
@@ -34,13 +35,7 @@ after(async () => {
 describe('h2c (--h2c-port)', () => {
   it('serves HTTP/2 with prior knowledge beside the plain port, from the same cache', async () => {
     // A fixed plain port is needed beside another listener (port 0 would mean none): take a free one.
-    const { createServer } = await import('node:net');
-    const free = await new Promise<number>((r) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => r(p));
-      });
-    });
+    const free = await freePort();
     c = await startCuttle({
       workers: 2,
       args: ['--origin', origin.url, '--h2c-port', '0', '--port', String(free)],

@@ -29,6 +29,10 @@ export function openCacheEnv(cacheDir: string, cacheSize: number): CacheEnv {
     // Room for the bound plus what is written before the sweeper catches up; LMDB only maps, it does not allocate.
     mapSize: Math.max(256 * 1024 ** 2, cacheSize * 2 + 256 * 1024 ** 2),
     compression: false,
+    // Read-ahead stays on (lmdb's `noReadAhead`, MDB_NORDAHEAD, is left unset), on purpose: a body is
+    // stored as consecutive chunks and read in order, so the kernel's read-ahead is what a large hit wants.
+    // It costs page cache (file pages, shared by every worker and reclaimable), not anonymous memory, which
+    // is what a worker is sized by (issue #9).
   });
   return {
     root,
