@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { type IncomingHttpHeaders, request } from 'node:http';
+import { type Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { createRequire } from 'node:module';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
@@ -29,6 +29,10 @@ export interface LoadOptions {
   port: number;
   /** Request target: absolute-form for forward proxies, origin-form for reverse proxies. */
   target: string;
+  /** Several targets instead, each connection going through them in turn (the fleet's working set). */
+  targets?: readonly string[];
+  /** Extra request header fields (the fleet's Host, the same through every member). */
+  headers?: Record<string, string>;
   bytes: number;
   connections: number;
   duration: number;
@@ -46,9 +50,11 @@ export const rightBody = (b: Buffer, bytes: number) => b.length === bytes && b.e
 export function probe(
   port: number,
   target: string,
+  headers?: Record<string, string>,
+  agent: Agent | false = false,
 ): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: target, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path: target, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () =>
@@ -98,7 +104,8 @@ function loadAutocannon(opts: LoadOptions): Promise<Figures> {
         url: `http://127.0.0.1:${opts.port}`,
         connections: opts.connections,
         duration: opts.duration,
-        requests: [{ method: 'GET', path: opts.target }],
+        requests: (opts.targets ?? [opts.target]).map((path) => ({ method: 'GET', path })),
+        ...(opts.headers ? { headers: opts.headers } : {}),
         verifyBody: (body: string) => body.length === opts.bytes,
       },
       (err, r) => {
@@ -127,10 +134,25 @@ function loadAutocannon(opts: LoadOptions): Promise<Figures> {
 async function loadWrk(opts: LoadOptions): Promise<Figures> {
   // wrk's own percentiles include p99.9 only through a script; the done() hook prints them.
   const script = join(opts.scratchDir, 'wrk.lua');
+  const targets = opts.targets ?? [opts.target];
+  // wrk sets wrk.headers["Host"] itself: a field of another case would go out beside it, a second Host.
+  const fields = Object.entries(opts.headers ?? {})
+    .map(([k, v]) => `wrk.headers["${k.toLowerCase() === 'host' ? 'Host' : k}"] = "${v}"\n`)
+    .join('');
+  // One target as wrk.path; several through a request() that takes them in turn.
+  const paths =
+    targets.length === 1
+      ? `wrk.path = "${targets[0]}"\n`
+      : `local paths = {${targets.map((t) => `"${t}"`).join(',')}}
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format(nil, paths[i])
+end
+`;
   writeFileSync(
     script,
-    `wrk.path = "${opts.target}"
-done = function(summary, latency, requests)
+    `${paths}${fields}done = function(summary, latency, requests)
   io.write(string.format("P50 %d\\nP99 %d\\nP999 %d\\n", latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
 end
 `,

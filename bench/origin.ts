@@ -8,6 +8,7 @@
  *   /expiring/<size> max-age=1 after 100 ms (the thundering herd: it expires during the run)
  *   /tagged/<size>?tag=T  max-age=3600 with Surrogate-Key: T (the purge scenario)
  *   /__count?p=/x   how many requests reached a path
+ *   /__count?prefix=/x/  how many reached the paths that start with /x/ (the fleet's working set)
  * It listens twice, on plain HTTP and on TLS (the connect scenario's tunnels end there), and prints both
  * ports as one JSON line.
  */
@@ -30,7 +31,12 @@ const counts = new Map<string, number>();
 const handler: RequestListener = (req, res) => {
   const url = req.url ?? '/';
   if (url.startsWith('/__count')) {
-    res.end(String(counts.get(new URL(url, 'http://x').searchParams.get('p') ?? '') ?? 0));
+    const q = new URL(url, 'http://x').searchParams;
+    const prefix = q.get('prefix');
+    let n = 0;
+    if (prefix === null) n = counts.get(q.get('p') ?? '') ?? 0;
+    else for (const [path, c] of counts) if (path.startsWith(prefix)) n += c;
+    res.end(String(n));
     return;
   }
   counts.set(url, (counts.get(url) ?? 0) + 1);

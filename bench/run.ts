@@ -17,6 +17,7 @@ import { VERSION } from '../src/shared/version.js';
 import { median } from '../src/stats/counters.js';
 import { treeAnon, treeCpu, treeRss } from '../test/helpers/cuttle.js';
 import { chartSvg } from './chart.js';
+import { fleetBench } from './fleet.js';
 import { type Figures, load, probe, rightBody, tunnelLoad } from './load.js';
 import {
   installPeers,
@@ -71,6 +72,9 @@ const USAGE = `npm run bench -- [options]
   --tls                   the HTTPS edge instead: hit-1k and hit-16k over HTTPS/1.1 (wrk), and the full
                           handshake rate, cuttle (--https-port) vs nginx (listen … ssl http2, same cert)
   --h2                    the HTTPS edge over HTTP/2 (h2load, from nghttp2-client); with --tls, both
+  --fleet N               a fleet of N cuttle edges (--peer, CARP) instead: origin fetches per URL and hit
+                          ratio against a single cuttle with one member's cache, hit throughput over all
+                          members, and the extra hop's p50/p99 (a hit through a member that is not the owner)
   --install-peers         apt-get install squid nginx varnish wrk nghttp2-client first
 `;
 
@@ -87,6 +91,7 @@ const { values } = parseArgs({
     'install-peers': { type: 'boolean', default: false },
     tls: { type: 'boolean', default: false },
     h2: { type: 'boolean', default: false },
+    fleet: { type: 'string' },
     baseline: { type: 'string' },
     'baseline-args': { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -130,6 +135,9 @@ if (tool === 'wrk' && spawnSync('wrk', ['--version']).error)
   fail('--tool wrk: wrk is not installed (apt-get install wrk, or --install-peers)');
 const overTls = Boolean(values.tls);
 const overH2 = Boolean(values.h2);
+const fleetSize = values.fleet === undefined ? 0 : positive('fleet', values.fleet);
+if (fleetSize === 1) fail('--fleet needs at least 2 members');
+if (fleetSize > 0 && (overTls || overH2)) fail('--fleet runs on its own, without --tls or --h2');
 if (overTls && spawnSync('wrk', ['--version']).error)
   fail('--tls: wrk is not installed (apt-get install wrk, or --install-peers)');
 if (overH2 && spawnSync('h2load', ['--version']).error)
@@ -463,8 +471,10 @@ const breaks = (what: string) => {
   log(`BROKEN: ${what}`);
   broken = true;
 };
+let fleetTableLines: string[] = [];
 try {
-  if (overTls || overH2) await edgeOverTls();
+  if (fleetSize > 0) await fleet();
+  else if (overTls || overH2) await edgeOverTls();
   else await proxies();
 } catch (e) {
   breaks((e as Error).message);
@@ -472,6 +482,30 @@ try {
   for (const s of systems) await s.stop().catch(() => {});
   origin.stop();
   rmSync(scratch, { recursive: true, force: true });
+}
+
+/** `--fleet N`: the fleet scenario (fleet.ts), which starts its own instances. */
+async function fleet(): Promise<void> {
+  const r = await fleetBench({
+    members: fleetSize,
+    workers,
+    origin,
+    connections,
+    duration,
+    rounds,
+    tool,
+    scratchDir: scratch,
+    quick,
+    log,
+    started: (sys) => systems.push(sys),
+  });
+  runs.push(...r.runs);
+  fleetTableLines = r.table;
+  for (const x of r.runs)
+    if (x.errors + x.timeouts + x.non2xx + x.mismatches > 0)
+      breaks(
+        `${x.system} ${x.scenario}: ${x.errors} errors, ${x.timeouts} timeouts, ${x.non2xx} non-2xx, ${x.mismatches} wrong bodies`,
+      );
 }
 
 /** `--tls` / `--h2`: cuttle's HTTPS edge beside nginx's, hits and handshakes. */
@@ -652,8 +686,12 @@ async function runScenarios(sys: System, round: number): Promise<void> {
 }
 
 const meds = medians(runs);
-const names = systems.map((s) => s.name);
-if (runs.length > 0) {
+const names = fleetSize > 0 ? ['fleet', 'single'] : systems.map((s) => s.name);
+if (fleetSize > 0) {
+  log('');
+  log(`medians over ${rounds} round${rounds > 1 ? 's' : ''} (${tools}):`);
+  for (const l of fleetTableLines) log(l);
+} else if (runs.length > 0) {
   log('');
   log(`medians over ${rounds} round${rounds > 1 ? 's' : ''} (${tools}):`);
   for (const l of compareTable(meds, names)) log(l);
@@ -679,6 +717,7 @@ writeFileSync(
       duration,
       rounds,
       workers,
+      ...(fleetSize > 0 ? { fleet: fleetSize } : {}),
       machine,
       versions,
       medians: meds,

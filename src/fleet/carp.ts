@@ -51,6 +51,7 @@ export interface CarpTable {
 }
 
 const MULTIPLY = 0x62531965;
+const UTF8 = new TextEncoder();
 
 /** ROTATE_LEFT of carp.cc on an unsigned 32-bit value. */
 function rotl(x: number, n: number): number {
@@ -59,7 +60,7 @@ function rotl(x: number, n: number): number {
 
 /** The key's bytes: UTF-8, as the request line carried them (ASCII keys skip the encoder). */
 function keyBytes(key: string): Uint8Array | string {
-  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0x7f) return new TextEncoder().encode(key);
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0x7f) return UTF8.encode(key);
   return key;
 }
 
