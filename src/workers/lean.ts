@@ -457,6 +457,7 @@ class LeanResponse extends EventEmitter {
   private chunked = false;
   /** The serialised head, held until the body's first bytes or the end (one writev for both). */
   private head: string | null = null;
+  private drainHooked = false;
   private readonly bodiless: boolean;
   private readonly onSocketClose = () => {
     if (this.writableFinished) return;
@@ -557,7 +558,14 @@ class LeanResponse extends EventEmitter {
     const parts: Buffer[] = [];
     this.framed(chunk, parts);
     const ok = this.send(parts);
-    if (!ok) this.socket.once('drain', () => this.emit('drain'));
+    // One 'drain' per full buffer, however many writes found it full (the sink may write past the mark).
+    if (!ok && !this.drainHooked) {
+      this.drainHooked = true;
+      this.socket.once('drain', () => {
+        this.drainHooked = false;
+        this.emit('drain');
+      });
+    }
     return ok;
   }
 
