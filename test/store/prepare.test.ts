@@ -14,14 +14,21 @@ import { startCuttle } from '../helpers/cuttle.js';
 
 const LAYOUT = new URL('../../src/store/lmdb/layout.js', import.meta.url).href;
 
-function openIn(dir: string): Promise<number | null> {
+/** The child's exit code, and its stderr when it failed (seen once in CI: one of six exited 1, cause unkept). */
+function openIn(dir: string): Promise<number | null | string> {
   const code = `const { openCacheEnv } = await import(${JSON.stringify(LAYOUT)});
 const env = openCacheEnv(${JSON.stringify(dir)}, 0);
 env.entries.get('x');
 await env.root.close();`;
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: 'ignore' });
-    p.once('exit', (c) => resolve(c));
+    const p = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    p.once('close', (c) => resolve(c === 0 ? 0 : `exit ${c}: ${stderr.trim()}`));
   });
 }
 
