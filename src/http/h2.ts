@@ -27,6 +27,30 @@ export function h2ResponseFields(raw: RawHeaders): RawHeaders {
   return raw;
 }
 
+/**
+ * A header section as node:http2's `respond` and `additionalHeaders` take it: lower-case names, a repeated
+ * field as an array of its values in order (Set-Cookie), `:status` first.
+ */
+export function h2HeaderObject(status: number, raw: RawHeaders): Record<string, string | string[] | number> {
+  const h: Record<string, string | string[] | number> = { ':status': status };
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const prev = h[name];
+    h[name] = prev === undefined ? raw[i + 1] : [String(prev), raw[i + 1]].flat();
+  }
+  return h;
+}
+
+/**
+ * What a header section is counted as on an HTTP/2 stream, for the access log's bytes: what the same head
+ * would cost in HTTP/1.1 (HPACK compresses it on the wire), status line and CRLFs included.
+ */
+export function headBytes(raw: RawHeaders): number {
+  let n = 12;
+  for (const f of raw) n += f.length + 2;
+  return n;
+}
+
 export interface H2Request {
   /** The request's fields without pseudo-header fields, Host first when :authority gave it. */
   fields: RawHeaders;

@@ -8,10 +8,11 @@
  * compatibility layer untouched, as before.
  */
 import { EventEmitter } from 'node:events';
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2SecureServer, Http2Server, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { h2RequestFields } from '../http/h2.js';
+import { h2HeaderObject, h2RequestFields, headBytes } from '../http/h2.js';
+import { StreamLink } from './h2.js';
 import { LeanRequest } from './lean.js';
 import type { ClientLink } from './transaction.js';
 
@@ -64,7 +65,7 @@ function answer(
     { method, url: String(headers[':path']), raw: fields, major: 2, minor: 0 },
     socket,
   );
-  const link = { remoteAddress: socket.remoteAddress, bytesWritten: 0 };
+  const link = new StreamLink(socket.remoteAddress);
   const res = new H2LeanResponse(stream, link, method === 'HEAD');
   return hit(req as unknown as IncomingMessage, res as unknown as ServerResponse, link);
 }
@@ -77,12 +78,11 @@ class H2LeanResponse extends EventEmitter {
   headersSent = false;
   writableEnded = false;
   writableFinished = false;
-  shouldKeepAlive = true;
   private noBody: boolean;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
-    private readonly link: { bytesWritten: number },
+    private readonly link: StreamLink,
     head: boolean,
   ) {
     super();
@@ -109,19 +109,10 @@ class H2LeanResponse extends EventEmitter {
   }
 
   writeHead(status: number, fields: string[]): this {
-    const h: OutgoingHttpHeaders = { ':status': status };
-    let bytes = 12;
-    for (let i = 0; i < fields.length; i += 2) {
-      const name = fields[i].toLowerCase();
-      const value = fields[i + 1];
-      bytes += fields[i].length + value.length + 4;
-      const prev = h[name];
-      h[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
-    }
-    this.link.bytesWritten += bytes;
+    this.link.bytesWritten += headBytes(fields);
     this.noBody ||= status === 204 || status === 304;
     this.headersSent = true;
-    this.stream.respond(h, { endStream: this.noBody });
+    this.stream.respond(h2HeaderObject(status, fields), { endStream: this.noBody });
     return this;
   }
 

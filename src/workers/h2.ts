@@ -17,7 +17,7 @@ import {
   type Http2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
-import { h2RequestFields } from '../http/h2.js';
+import { h2RequestFields, headBytes } from '../http/h2.js';
 import type { Logger } from '../shared/logger.js';
 import type { ClientLink } from './transaction.js';
 
@@ -31,7 +31,7 @@ export interface H2Exchange {
 }
 
 /** A stream's side of the connection: the client's address, and the bytes written for this stream. */
-class StreamLink implements ClientLink {
+export class StreamLink implements ClientLink {
   bytesWritten = 0;
   constructor(readonly remoteAddress: string | undefined) {}
 }
@@ -64,8 +64,7 @@ function countBytes(res: Http2ServerResponse, link: StreamLink): void {
   const r = res as unknown as { write: Writer; end: Writer; writeHead: Writer };
   const { write, end, writeHead } = r;
   r.writeHead = function (this: unknown, status: unknown, fields: unknown, ...rest: unknown[]) {
-    if (Array.isArray(fields)) for (const f of fields) link.bytesWritten += String(f).length + 2;
-    link.bytesWritten += 12;
+    link.bytesWritten += headBytes(Array.isArray(fields) ? fields.map(String) : []);
     return writeHead.call(this, status, fields, ...rest);
   };
   r.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {

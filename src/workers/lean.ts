@@ -452,7 +452,6 @@ class LeanResponse extends EventEmitter {
   destroyed = false;
   writableEnded = false;
   writableFinished = false;
-  shouldKeepAlive: boolean;
   keepAlive: boolean;
   private chunked = false;
   /** The serialised head, held until the body's first bytes or the end (one writev for both). */
@@ -471,7 +470,6 @@ class LeanResponse extends EventEmitter {
     private readonly idleMs: number,
   ) {
     super();
-    this.shouldKeepAlive = head.keepAlive;
     this.keepAlive = head.keepAlive;
     this.bodiless = head.method === 'HEAD';
     this.minor = head.minor;
@@ -510,7 +508,6 @@ class LeanResponse extends EventEmitter {
       }
     }
     this.noBody = this.bodiless || status === 204 || status === 304 || status < 200;
-    if (!this.shouldKeepAlive) this.keepAlive = false;
     if (!length && !this.noBody) {
       // RFC 9112 §6.1, §6.3: chunked for HTTP/1.1; an HTTP/1.0 client learns the end from the close.
       if (this.minor === 1) {

@@ -5,12 +5,12 @@
  * then the reply header rules apply (squid.conf's reply_header_access, via off), so what rules remove from
  * the wire is still known to the log and the counters.
  */
-import { type OutgoingHttpHeaders, type ServerResponse, STATUS_CODES } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import { CACHE_NAME, formatCacheStatus } from '../cache/cache-status.js';
 import { closesConnection, errorBody, errorHeaders, type ProxyError } from '../http/errors.js';
 import { endToEndHeaders, type RawHeaders } from '../http/fields.js';
-import { h2ResponseFields } from '../http/h2.js';
+import { h2HeaderObject, h2ResponseFields } from '../http/h2.js';
 import { hasRequestBody } from '../http/target.js';
 import type { Logger } from '../shared/logger.js';
 import { markClosing } from './closing.js';
@@ -89,13 +89,7 @@ export class Respond {
   private interimH2(txn: Transaction, res: ServerResponse, status: number, fields: RawHeaders): void {
     const stream = (res as unknown as { stream?: ServerHttp2Stream }).stream;
     if (!stream || stream.destroyed) return;
-    const headers: OutgoingHttpHeaders = { ':status': status };
-    const out = h2ResponseFields(fields);
-    for (let i = 0; i < out.length; i += 2) {
-      const name = out[i].toLowerCase();
-      const prev = headers[name];
-      headers[name] = prev === undefined ? out[i + 1] : [String(prev), out[i + 1]].flat();
-    }
+    const headers = h2HeaderObject(status, h2ResponseFields(fields));
     try {
       stream.additionalHeaders(headers);
     } catch (err) {

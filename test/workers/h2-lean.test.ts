@@ -5,28 +5,18 @@
  * one per front end, before one origin.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { type ClientHttp2Session, connect } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  type Cuttle,
-  type Origin,
-  sleep,
-  startCuttle,
-  startOrigin,
-  viaProxy,
-  waitStored,
-} from '../helpers/cuttle.js';
+import { type Cuttle, type Origin, sleep, startCuttle, startOrigin, waitStored } from '../helpers/cuttle.js';
+import { accessLogs, leanCount, storedIn } from '../helpers/front-ends.js';
 import { freePort } from '../helpers/sockets.js';
 import { certFiles, h1Request, h2Request } from '../helpers/tls.js';
 
 let origin: Origin;
 let lean: Cuttle;
 let node: Cuttle;
-const logs = mkdtempSync(join(tmpdir(), 'cuttle-h2-lean-'));
-const logOf = (frontEnd: string) => join(logs, `${frontEnd}.log`);
+const logOf = accessLogs('cuttle-h2-lean-');
 
 before(async () => {
   origin = await startOrigin((req, res) => {
@@ -78,24 +68,13 @@ async function withH2c<T>(c: Cuttle, fn: (s: ClientHttp2Session) => Promise<T>):
     s.close();
   }
 }
-async function stored(path: string): Promise<void> {
-  for (const c of [lean, node]) {
-    await viaProxy(c.port, path, { headers: { Host: 'site.test' } });
-    await waitStored(c.cacheDir, `http://site.test${path}`);
-  }
-}
+const stored = (path: string) => storedIn([lean, node], path);
 /** The head as a comparable object: Date and Age vary between the two, ttl by a second. */
 const comparable = (h: Record<string, unknown>) => {
   const { date: _date, age: _age, ...rest } = h;
   return JSON.parse(JSON.stringify(rest).replace(/ttl=\d+/g, 'ttl=N'));
 };
-async function leanCount(event: string): Promise<number> {
-  const r = await viaProxy(lean.port, '/cuttle-internal/metrics', { headers: { Host: 'site.test' } });
-  return Number(
-    new RegExp(`cuttle_lean_front_end_total\\{event="${event}"\\} (\\d+)`).exec(String(r.body))?.[1],
-  );
-}
-const h2Hits = () => leanCount('h2-hit');
+const h2Hits = () => leanCount(lean, 'h2-hit');
 
 describe('the lean front end on HTTP/2', () => {
   it('answers GET, HEAD, a 304 and a range from the store as the compatibility path does', async () => {
@@ -146,7 +125,7 @@ describe('the lean front end on HTTP/2', () => {
       await h1Request(c.httpsPort as number, path);
       await waitStored(c.cacheDir, `http://a.example.test:${c.httpsPort}${path}`);
     }
-    const before = await leanCount('hit');
+    const before = await leanCount(lean, 'hit');
     const [a, b] = await Promise.all([lean, node].map((c) => h1Request(c.httpsPort as number, path)));
     assert.match(String(a.headers['cache-status']), /^cuttle; hit/);
     assert.equal(a.httpVersion, '1.1');
@@ -154,6 +133,6 @@ describe('the lean front end on HTTP/2', () => {
     // The Host differs by the port, and with it the key and the body's echo of nothing: compare the rest.
     const rest = (h: Record<string, unknown>) => Object.keys(comparable(h)).sort();
     assert.deepEqual(rest(a.headers), rest(b.headers));
-    assert.equal(await leanCount('hit'), before + 1);
+    assert.equal(await leanCount(lean, 'hit'), before + 1);
   });
 });

@@ -5,10 +5,8 @@
  * node:http with its bytes intact, in order.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   type Cuttle,
@@ -18,15 +16,14 @@ import {
   startCuttle,
   startOrigin,
   viaProxy,
-  waitStored,
 } from '../helpers/cuttle.js';
+import { accessLogs, leanCount, storedIn } from '../helpers/front-ends.js';
 
 const BIG = 300 * 1024;
 let origin: Origin;
 let lean: Cuttle;
 let node: Cuttle;
-const logs = mkdtempSync(join(tmpdir(), 'cuttle-lean-'));
-const logOf = (frontEnd: string) => join(logs, `${frontEnd}.log`);
+const logOf = accessLogs('cuttle-lean-');
 
 before(async () => {
   origin = await startOrigin((req, res) => {
@@ -56,22 +53,13 @@ after(async () => {
 });
 
 const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: site.test\r\n${extra}\r\n`;
-const key = (path: string) => `http://site.test${path}`;
-/** Fetches `path` once through each proxy and waits until both stored it. */
-async function stored(path: string): Promise<void> {
-  for (const c of [lean, node]) {
-    await viaProxy(c.port, path, { headers: { Host: 'site.test' } });
-    await waitStored(c.cacheDir, key(path));
-  }
-}
+const stored = (path: string) => storedIn([lean, node], path);
 /** Status lines and bodies of a raw exchange, in order (Date and Age vary between the two). */
 const shape = (text: string) => text.replace(/^(Date|Age): .*\r\n/gm, '').replace(/ttl=\d+/g, 'ttl=N');
-async function leanCounts(): Promise<{ hit: number; handover: number }> {
-  const r = await viaProxy(lean.port, '/cuttle-internal/metrics', { headers: { Host: 'site.test' } });
-  const n = (event: string) =>
-    Number(new RegExp(`cuttle_lean_front_end_total\\{event="${event}"\\} (\\d+)`).exec(String(r.body))?.[1]);
-  return { hit: n('hit'), handover: n('handover') };
-}
+const leanCounts = async () => ({
+  hit: await leanCount(lean, 'hit'),
+  handover: await leanCount(lean, 'handover'),
+});
 
 describe('the lean front end', () => {
   it('answers a hit itself and hands a miss to node:http', async () => {
