@@ -8,7 +8,7 @@ import { ConfigError, helpText, loadConfig } from '../config/config.js';
 import { createLogger, defaultLogFormat } from '../shared/logger.js';
 import { VERSION } from '../shared/version.js';
 import { ignoredDirectives, parseReport } from '../squid/parse-report.js';
-import { prepareCacheEnv } from '../store/lmdb/layout.js';
+import { type CacheEnv, prepareCacheEnv } from '../store/lmdb/layout.js';
 import { loadTlsMaterial, newTicketKeys, type TlsMaterial } from '../tls/certificates.js';
 import { rotateFiles } from './log-rotate.js';
 import { startMetricsListener } from './metrics-listener.js';
@@ -75,8 +75,9 @@ try {
 } catch (err) {
   die(`cannot create cache dir ${config.cacheDir}: ${(err as NodeJS.ErrnoException).code}`, 2);
 }
+let cacheEnv: CacheEnv;
 try {
-  await prepareCacheEnv(config.cacheDir, config.cacheSize);
+  cacheEnv = prepareCacheEnv(config.cacheDir, config.cacheSize);
 } catch (err) {
   die(`cannot open the cache in ${config.cacheDir}: ${(err as Error).message}`, 2);
 }
@@ -108,6 +109,7 @@ async function shutdown(signal: string): Promise<void> {
   log.info({ signal }, 'graceful stop: no new connections, finishing in-flight requests');
   await supervisor.stop();
   await sweeper.stop();
+  await cacheEnv.root.close().catch(() => {});
   log.info('stopped');
   process.exit(0);
 }

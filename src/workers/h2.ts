@@ -92,8 +92,9 @@ const open = new WeakMap<Http2Session, number>();
  * Guards one session. Rapid reset (CVE-2023-44487): a client that opens streams and resets them at once
  * makes the server start work it never delivers, and the concurrency limit does not count reset streams.
  * nghttp2 has its own bound (a burst of 1000, then 33 a second); this one is the operator's, tighter and
- * logged: over the budget, the session gets GOAWAY (ENHANCE_YOUR_CALM) and is closed. On Node 24 nghttp2
- * may refuse resets before they reach JavaScript; its own GOAWAY then closes the session, unlogged.
+ * logged: over the budget, the session gets GOAWAY (ENHANCE_YOUR_CALM) and is closed. With nghttp2 1.69
+ * or later (Node 22.23, Node 24) nghttp2 may refuse resets before they reach JavaScript; its own bound then
+ * closes the session, unlogged.
  */
 export function guardSession(session: Http2Session, limits: SessionLimits, log: Logger): void {
   open.set(session, 0);

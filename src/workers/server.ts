@@ -440,12 +440,20 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
       cleartextClosed &&
       tunnels.open.size === 0 &&
       (lean?.open ?? 0) === 0;
-    const until = Date.now() + deadlineMs;
+    const start = Date.now();
+    const until = start + deadlineMs;
+    // A connection the primary handed over just before the listener closed may not have sent its request
+    // yet, and has none under way: closing it as idle would fail the request its client is sending. So
+    // idle connections are left alone for the first moments of the drain; what arrives meanwhile is
+    // answered with `Connection: close`.
+    const sweepFrom = start + Math.min(FIRST_REQUEST_GRACE_MS, deadlineMs / 2);
     // Keep-alive connections go as soon as they are idle; busy ones get `Connection: close` on their response.
     while (!closed() && Date.now() < until) {
-      lean?.closeIdle();
-      server.closeIdleConnections();
-      (secure as unknown as Server | null)?.closeIdleConnections();
+      if (Date.now() >= sweepFrom) {
+        lean?.closeIdle();
+        server.closeIdleConnections();
+        (secure as unknown as Server | null)?.closeIdleConnections();
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     if (!closed()) {
@@ -486,6 +494,9 @@ export function createProxy(config: Config, log: Logger, opts: ProxyOptions = {}
 }
 
 const answered = new WeakSet<Socket>();
+
+/** How long a drain leaves idle connections open, so those accepted just before it can send their request. */
+const FIRST_REQUEST_GRACE_MS = 1000;
 
 /** llhttp reports one overflow for the whole head; a request line with no end in sight means the URI is at fault. */
 function requestLineTooLong(packet: Buffer | undefined, maxUrlLength: number): boolean {

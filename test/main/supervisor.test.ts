@@ -107,6 +107,33 @@ describe('cluster', () => {
     });
   }
 
+  for (const frontEnd of ['lean', 'node'] as const) {
+    it(`answers a request on a connection accepted just before the stop (${frontEnd} front end)`, async () => {
+      // Regression (seen in CI during a SIGHUP reload): the drain counted a connection that had not sent its
+      // request yet as idle and closed it, failing the request its client was sending.
+      const c = await startCuttle({ workers: 1, config: { frontEnd } });
+      try {
+        const s = connect(c.port, '127.0.0.1');
+        const reply: Buffer[] = [];
+        s.on('data', (d: Buffer) => reply.push(d));
+        const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+        s.on('error', () => {});
+        await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+        await sleep(300); // the worker has the connection now
+        c.proc.kill('SIGTERM');
+        await sleep(200); // the drain has begun
+        s.write(`GET ${origin.url}/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+        await closed;
+        const text = Buffer.concat(reply).toString();
+        assert.match(text, /^HTTP\/1\.1 200 /, `answered: ${JSON.stringify(text.slice(0, 80))}`);
+        assert.match(text, /\r\nconnection: close\r\n/i, 'and told the connection closes');
+        assert.deepEqual(await c.exited, { code: 0, signal: null });
+      } finally {
+        await c.stop();
+      }
+    });
+  }
+
   it('cuts connections still busy at the shutdown deadline and exits 0', async () => {
     const c = await startCuttle({ workers: 1, config: { timeouts: { shutdown: '300ms' } } });
     const inflight = viaProxy(c.port, `${origin.url}/slow`, { agent: false }).catch((e: Error) => e);

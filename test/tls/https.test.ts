@@ -29,6 +29,9 @@ function curl(args: string[]): Promise<string> {
   );
 }
 
+/** nghttp2 1.69 and later may bound rapid reset itself, before the resets reach JavaScript. */
+const [nhMajor, nhMinor] = (process.versions.nghttp2 ?? '0.0').split('.').map(Number);
+const nghttp2Bounds = nhMajor > 1 || (nhMajor === 1 && nhMinor >= 69);
 const logDir = mkdtempSync(join(tmpdir(), 'cuttle-tls-log-'));
 let origin: Origin;
 let c: Cuttle;
@@ -366,11 +369,12 @@ describe('HTTPS edge: HTTP/1.1 and HTTP/2 on one port', () => {
       assert.ok(code === constants.NGHTTP2_ENHANCE_YOUR_CALM || code === -1, `GOAWAY code ${code}`);
       assert.ok(sent < 20_000, `the session was closed after ${sent} resets`);
       for (let i = 0; i < 5; i++) assert.equal((await h2Request(bystander, '/bystander')).status, 200);
-      // Ours closes the session with a log line. On Node 24 the bundled nghttp2's own bound (a burst, then
-      // a rate) may close it first, before the resets reach JavaScript (the client then often sees the
-      // connection close before the GOAWAY): the attack is bounded either way, which is asserted above.
+      // Ours closes the session with a log line. With nghttp2 1.69 or later (Node 22.23, Node 24) the
+      // bundled library's own bound (a burst, then a rate) may close it first, before the resets reach
+      // JavaScript: the client then sees the connection close before any GOAWAY, after 800 or 1,600
+      // resets in CI-like runs. The attack is bounded either way, which is asserted above.
       const logged = c.logs().some((l) => String(l.msg).startsWith('HTTP/2 client reset too many streams'));
-      if (Number(process.versions.node.split('.')[0]) < 24) assert.ok(logged, 'our bound logged its line');
+      if (!nghttp2Bounds) assert.ok(logged, 'our bound logged its line');
       assert.deepEqual(c.workerPids().sort(), pids.sort(), 'no worker died');
     } finally {
       bystander.close();

@@ -45,14 +45,19 @@ export function openCacheEnv(cacheDir: string, cacheSize: number): CacheEnv {
 }
 
 /**
- * Creates the environment and every named database, once, in the primary before any worker starts:
- * LMDB creates a named database in a write transaction, and two workers creating them at once in a fresh
- * environment failed with `MDB_PROBLEM: mdb_page_touch no parent` (seen in a CI run: both workers died
- * before listening). Workers and the sweeper then only open databases that exist.
+ * Creates the environment and every named database, once, in the primary before any worker starts, and
+ * keeps it open for the primary's life; the caller closes it when it stops.
+ * - Created first: LMDB creates a named database in a write transaction, and two workers creating them at
+ *   once in a fresh environment failed with `MDB_PROBLEM: mdb_page_touch no parent` (seen in a CI run:
+ *   both workers died before listening). Workers and the sweeper then only open databases that exist.
+ * - Kept open: the first process to open an environment that nobody has open sets up its lock file.
+ *   With nobody holding it, six processes opening at once failed about one round in ten (one opener
+ *   exits with EINVAL, "No transaction to renew", in lmdb-js's first transaction; seen in CI on Node 22),
+ *   and the failure sticks to that process's environment, so retrying does not help. With the primary
+ *   holding it open, none failed in 200 rounds.
  */
-export async function prepareCacheEnv(cacheDir: string, cacheSize: number): Promise<void> {
-  const env = openCacheEnv(cacheDir, cacheSize);
-  await env.root.close();
+export function prepareCacheEnv(cacheDir: string, cacheSize: number): CacheEnv {
+  return openCacheEnv(cacheDir, cacheSize);
 }
 
 /**
