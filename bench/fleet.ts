@@ -1,9 +1,12 @@
 /**
  * `npm run bench -- --fleet N`: N cuttle instances in reverse mode on 127.0.0.1, each started through the
- * real CLI with the same `--peer` list (itself included), in front of the bench's origin; beside them a single
- * cuttle with one member's cache size. The working set (objects of 64 KiB) is sized so that the fleet holds
- * it (each member owns about 1/N of it, well under its bound) and the single instance does not (it holds
- * about 1.5/N of it). Reported:
+ * real CLI with the same `--peer` list (itself included), in front of the bench's origin; beside them two
+ * single cuttles: "single" with one member's cache size, "total" with the fleet's total. The working set
+ * (objects of 64 KiB) is sized so that the fleet holds it (each member owns about 1/N of it, well under its
+ * bound) and "single" does not (it holds about 1.5/N of it). "total" holds it too: a fleet that stores each
+ * object once holds what one instance of its total size holds, so the issue's two conditions (the same
+ * total size; the fleet holds the working set and the single does not) take two single instances.
+ * Reported:
  *
  * - origin fetches per distinct URL (the origin counts requests per path; 1.00 is the goal) and the hit
  *   ratio of passes over the working set in random order, each request through a random member, for the
@@ -226,8 +229,12 @@ async function hitRatio(
   };
 }
 
-/** The load tool against every member at once over the working set; summed rates, the worst p99. */
+/**
+ * The load tool against every member at once over the working set (the same connections in all, split
+ * between members); summed rates, the worst p99.
+ */
 async function hitThroughput(
+  system: string,
   members: readonly Instance[],
   prefix: string,
   paths: readonly string[],
@@ -278,7 +285,7 @@ async function hitThroughput(
   const requestsPerSec = sum((x) => x.requestsPerSec);
   const served = requestsPerSec * ((Date.now() - startedAt) / 1000);
   return {
-    system: 'fleet',
+    system,
     scenario: 'fleet-hit',
     round,
     tool: figures[0].tool,
@@ -372,9 +379,10 @@ export async function fleetBench(o: FleetOptions): Promise<{ runs: FleetRun[]; t
     ports.map((p, i) => startInstance(`fleet-${i + 1}`, p, o, memberBytes, peers)),
   );
   const single = await startInstance('single', 0, o, memberBytes, []);
+  const total = await startInstance('total', 0, o, memberBytes * o.members, []);
   const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
   o.log(
-    `fleet of ${o.members} cuttle ${VERSION} (${o.workers} workers each, ${mb(memberBytes)} cache each, ${mb(memberBytes * o.members)} in all) · single cuttle with ${mb(memberBytes)} · working set ${urls} × ${OBJECT}B = ${mb(workingSetBytes)} · ${o.tool}`,
+    `fleet of ${o.members} cuttle ${VERSION} (${o.workers} workers each, ${mb(memberBytes)} cache each, ${mb(memberBytes * o.members)} in all) · single cuttle with ${mb(memberBytes)} ("single") and with the fleet's ${mb(memberBytes * o.members)} ("total") · working set ${urls} × ${OBJECT}B = ${mb(workingSetBytes)} · ${o.tool}`,
   );
   const runs: FleetRun[] = [];
   const record = (r: FleetRun) => {
@@ -386,14 +394,20 @@ export async function fleetBench(o: FleetOptions): Promise<{ runs: FleetRun[]; t
   const fleetPrefix = `/hit/${OBJECT}/fleet/`;
   record(await hitRatio('fleet', members, fleetPrefix, urls, o));
   record(await hitRatio('single', [single], `/hit/${OBJECT}/single/`, urls, o));
-  await single.stop(); // its CPU is not the fleet's
+  await single.stop();
+  const totalPrefix = `/hit/${OBJECT}/total/`;
+  record(await hitRatio('total', [total], totalPrefix, urls, o));
   const paths = Array.from({ length: urls }, (_, i) => `${fleetPrefix}${i}`);
-  // One unmeasured second first: V8 compiles the hot paths during it.
-  await hitThroughput(members, fleetPrefix, paths, o, 0, 1);
+  const totalPaths = Array.from({ length: urls }, (_, i) => `${totalPrefix}${i}`);
+  // One unmeasured second first: V8 compiles the hot paths during it. Then fleet and single alternate.
+  await hitThroughput('fleet', members, fleetPrefix, paths, o, 0, 1);
+  await hitThroughput('total', [total], totalPrefix, totalPaths, o, 0, 1);
   for (let round = 1; round <= o.rounds; round++) {
-    record(await hitThroughput(members, fleetPrefix, paths, o, round, o.duration));
+    record(await hitThroughput('fleet', members, fleetPrefix, paths, o, round, o.duration));
+    record(await hitThroughput('total', [total], totalPrefix, totalPaths, o, round, o.duration));
     for (const r of await hopLatency(members, paths, o, round)) record(r);
   }
+  await total.stop();
   return { runs, table: fleetTable(runs) };
 }
 
@@ -407,35 +421,39 @@ export function fleetTable(runs: readonly FleetRun[]): string[] {
   const fig = (rs: FleetRun[], f: (r: FleetRun) => number, d: number) => fixed(med(rs, f), d);
   const fleetRatio = of('fleet', 'fleet-ratio');
   const singleRatio = of('single', 'fleet-ratio');
+  const totalRatio = of('total', 'fleet-ratio');
   const hit = of('fleet', 'fleet-hit');
+  const totalHit = of('total', 'fleet-hit');
   const own = of('fleet', 'hop-owner');
   const other = of('fleet', 'hop-other');
-  const line = (label: string, fleet: string, single = '', unit = '') =>
-    `${label.padEnd(26)}${fleet.padStart(14)}${single.padStart(12)}${unit}`;
-  const both = (f: (r: FleetRun) => number, d: number) =>
-    [fig(fleetRatio, f, d), fig(singleRatio, f, d)] as const;
+  const line = (label: string, fleet: string, single = '', total = '', unit = '') =>
+    `${label.padEnd(26)}${fleet.padStart(14)}${single.padStart(12)}${total.padStart(14)}${unit}`;
+  const all3 = (f: (r: FleetRun) => number, d: number) =>
+    [fig(fleetRatio, f, d), fig(singleRatio, f, d), fig(totalRatio, f, d)] as const;
   const pair = (rs: FleetRun[]) => `${fig(rs, (r) => r.p50, 2)} / ${fig(rs, (r) => r.p99, 2)}`;
   const hop = (f: (r: FleetRun) => number) => {
     const x = med(other, f) - med(own, f);
     return x >= 0 ? `+${fixed(x, 2)}` : fixed(x, 2);
   };
   return [
-    line('', 'fleet', 'single'),
-    line('origin fetches per URL', ...both((r) => r.originPerUrl ?? 0, 2)),
-    line('hit ratio', ...both((r) => r.hitRatio ?? 0, 3)),
+    line('', 'fleet', 'single', 'single, total'),
+    line('origin fetches per URL', ...all3((r) => r.originPerUrl ?? 0, 2)),
+    line('hit ratio', ...all3((r) => r.hitRatio ?? 0, 3)),
     line(
       'hit req/s (all members)',
       fig(hit, (r) => r.requestsPerSec, 0),
       '—',
+      fig(totalHit, (r) => r.requestsPerSec, 0),
     ),
-    line('  p50 / p99', pair(hit), '—', ' ms'),
+    line('  p50 / p99', pair(hit), '—', pair(totalHit), ' ms'),
     line(
       '  cpu µs/req (all members)',
       fig(hit, (r) => r.cpuUsPerReq, 1),
       '—',
+      fig(totalHit, (r) => r.cpuUsPerReq, 1),
     ),
-    line('hit via owner p50 / p99', pair(own), '', ' ms'),
-    line('hit via other p50 / p99', pair(other), '', ' ms'),
-    line('  the extra hop', `${hop((r) => r.p50)} / ${hop((r) => r.p99)}`, '', ' ms'),
+    line('hit via owner p50 / p99', pair(own), '', '', ' ms'),
+    line('hit via other p50 / p99', pair(other), '', '', ' ms'),
+    line('  the extra hop', `${hop((r) => r.p50)} / ${hop((r) => r.p99)}`, '', '', ' ms'),
   ];
 }

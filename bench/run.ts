@@ -686,7 +686,7 @@ async function runScenarios(sys: System, round: number): Promise<void> {
 }
 
 const meds = medians(runs);
-const names = fleetSize > 0 ? ['fleet', 'single'] : systems.map((s) => s.name);
+const names = fleetSize > 0 ? ['fleet', 'single', 'total'] : systems.map((s) => s.name);
 if (fleetSize > 0) {
   log('');
   log(`medians over ${rounds} round${rounds > 1 ? 's' : ''} (${tools}):`);
