@@ -111,7 +111,9 @@ export function quantile(q: number, bounds: number[], counts: number[]): number 
       if (!Number.isFinite(hi)) return lo;
       const below = i === 0 ? 0 : counts[i - 1];
       const inBucket = counts[i] - below;
-      return inBucket > 0 ? lo + ((hi - lo) * (rank - below)) / inBucket : lo;
+      // Clamped: at the bucket's top, rounding could land just above its upper bound (0.0025000000000000005
+      // for 3 of 3 in (0.001, 0.0025]), a value outside the bucket that /metrics put it in.
+      return inBucket > 0 ? Math.min(hi, lo + ((hi - lo) * (rank - below)) / inBucket) : lo;
     }
   }
   return bounds[bounds.length - 2] ?? null;
