@@ -399,7 +399,7 @@ export async function fleetBench(o: FleetOptions): Promise<{ runs: FleetRun[]; t
   record(await hitRatio('total', [total], totalPrefix, urls, o));
   const paths = Array.from({ length: urls }, (_, i) => `${fleetPrefix}${i}`);
   const totalPaths = Array.from({ length: urls }, (_, i) => `${totalPrefix}${i}`);
-  // One unmeasured second first: V8 compiles the hot paths during it. Then fleet and single alternate.
+  // One unmeasured second first: V8 compiles the hot paths during it. Then the fleet and `total` alternate.
   await hitThroughput('fleet', members, fleetPrefix, paths, o, 0, 1);
   await hitThroughput('total', [total], totalPrefix, totalPaths, o, 0, 1);
   for (let round = 1; round <= o.rounds; round++) {

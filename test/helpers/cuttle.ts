@@ -418,36 +418,39 @@ export async function waitStored(
   );
 }
 
-/** What a new process that opens the cache dir's environment finds under `key`. */
-function lookAfresh(
-  cacheDir: string,
-  key: string,
-): Promise<{ found: boolean; record?: unknown; entries: number; error?: string }> {
-  const layout = new URL('../../src/store/lmdb/layout.js', import.meta.url).href;
-  const code = `const { openCacheEnv } = await import(${JSON.stringify(layout)});
-const env = openCacheEnv(${JSON.stringify(cacheDir)}, 0);
-const record = env.entries.get(${JSON.stringify(key)});
-process.stdout.write(JSON.stringify({ found: record !== undefined, record, entries: env.entries.getKeysCount() }));
-await env.root.close();`;
+/** Runs ES module code in a new Node process: its exit code, stdout and stderr. */
+export function runModule(code: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, ['--input-type=module', '-e', code], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let out = '';
-    let err = '';
+    let stdout = '';
+    let stderr = '';
     p.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
+      stdout += d.toString();
     });
     p.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
+      stderr += d.toString();
     });
-    p.once('close', () => {
-      try {
-        resolve(JSON.parse(out));
-      } catch {
-        resolve({ found: false, entries: -1, error: err.trim().split('\n').slice(-3).join(' ') });
-      }
-    });
+    p.once('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** What a new process that opens the cache dir's environment finds under `key`. */
+async function lookAfresh(
+  cacheDir: string,
+  key: string,
+): Promise<{ found: boolean; record?: unknown; entries: number; error?: string }> {
+  const layout = new URL('../../src/store/lmdb/layout.js', import.meta.url).href;
+  const r = await runModule(`const { openCacheEnv } = await import(${JSON.stringify(layout)});
+const env = openCacheEnv(${JSON.stringify(cacheDir)}, 0);
+const record = env.entries.get(${JSON.stringify(key)});
+process.stdout.write(JSON.stringify({ found: record !== undefined, record, entries: env.entries.getKeysCount() }));
+await env.root.close();`);
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    return { found: false, entries: -1, error: r.stderr.trim().split('\n').slice(-3).join(' ') };
+  }
 }
 const envs: Record<string, ReturnType<typeof import('../../src/store/lmdb/layout.js').openCacheEnv>> = {};

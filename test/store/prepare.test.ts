@@ -6,32 +6,22 @@
  * open it at the same moment.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { prepareCacheEnv } from '../../src/store/lmdb/layout.js';
-import { startCuttle } from '../helpers/cuttle.js';
+import { runModule, startCuttle } from '../helpers/cuttle.js';
 
 const LAYOUT = new URL('../../src/store/lmdb/layout.js', import.meta.url).href;
 
 /** The child's exit code, or its code and stderr when it failed. */
-function openIn(dir: string): Promise<number | null | string> {
-  const code = `const { openCacheEnv } = await import(${JSON.stringify(LAYOUT)});
+async function openIn(dir: string): Promise<number | null | string> {
+  const r = await runModule(`const { openCacheEnv } = await import(${JSON.stringify(LAYOUT)});
 const env = openCacheEnv(${JSON.stringify(dir)}, 0);
 env.entries.get('x');
-await env.root.close();`;
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--input-type=module', '-e', code], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    p.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    p.once('close', (c) => resolve(c === 0 ? 0 : `exit ${c}: ${stderr.trim()}`));
-  });
+await env.root.close();`);
+  return r.code === 0 ? 0 : `exit ${r.code}: ${r.stderr.trim()}`;
 }
 
 describe('a fresh cache dir', () => {
